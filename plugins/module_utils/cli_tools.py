@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 from ansible.module_utils.compat.version import LooseVersion
@@ -61,6 +62,8 @@ def check_tool(module, name: str, min_version: str | None, path: str | None) -> 
     hint = INSTALL_HINTS.get(name, "install it and put it on PATH")
     binary = path or module.get_bin_path(name)
     facts = {"name": name, "path": binary, "version": None, "min_version": min_version}
+    if path and not os.access(path, os.X_OK):
+        return facts, [f"{name} path {path} is not an executable file: fix the path or {hint}"]
     if not binary:
         return facts, [f"{name} is not installed or not on PATH: {hint}"]
     rc, out, err = module.run_command([binary] + VERSION_COMMANDS[name])
