@@ -17,7 +17,7 @@ export ANSIBLE_LOCAL_TEMP := $(abspath .cache/ansible/tmp)
 export ANSIBLE_REMOTE_TEMP := $(abspath .cache/ansible/tmp)
 PYTEST_ARGS ?=
 
-.PHONY: help setup lock lint ansible-lint ruff sanity changelog-lint unit integration test \
+.PHONY: help setup lock lint ansible-lint ruff sanity changelog-lint unit emulator integration test \
 	sandbox build clean
 
 help: ## List the targets
@@ -70,10 +70,13 @@ changelog-lint: $(STAMP) ## Check the changelog fragments
 unit: $(STAMP) ## Unit tests (module_utils and modules)
 	pytest tests/unit $(PYTEST_ARGS)
 
+emulator: $(STAMP) ## Tests of the GKE/Kubernetes emulator with real kubectl, helm and clients
+	pytest tests/emulator/tests $(PYTEST_ARGS)
+
 integration: $(STAMP) ## Playbook tests through ansible-playbook
 	pytest tests/integration $(PYTEST_ARGS)
 
-test: lint unit integration ## Everything CI runs
+test: lint unit emulator integration ## Everything CI runs
 
 sandbox: $(STAMP) ## Run the deployment on the embedded sandbox inventory
 	ansible-playbook site.yml -i inventories/sandbox
