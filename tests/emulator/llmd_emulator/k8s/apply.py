@@ -1,0 +1,210 @@
+"""Server-side apply: field sets per manager (fieldsV1 format), removal of dropped fields,
+conflicts between appliers (force wins)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from ..store import Conflict, now_iso
+from .patch import SET_LISTS, merge_key
+
+FieldSet = dict[str, Any]  # fieldsV1: {"f:spec": {"f:replicas": {}}, "k:{...}": {".": {}}}
+IGNORED_TOP = ("apiVersion", "kind", "status")
+IGNORED_META = ("resourceVersion", "managedFields", "uid", "creationTimestamp", "generation")
+
+
+def field_set(value: Any, field: str = "", builtin: bool = True) -> FieldSet:
+    """The fieldsV1 set of the leaves of value (lists keyed by merge key for builtin kinds)."""
+    if isinstance(value, dict):
+        return {f"f:{k}": field_set(v, k, builtin) for k, v in value.items()}
+    if isinstance(value, list) and builtin:
+        if field in SET_LISTS:
+            return {f"v:{json.dumps(v)}": {} for v in value}
+        key = merge_key(field, value)
+        if key and all(isinstance(i, dict) and key in i for i in value):
+            return {
+                f"k:{json.dumps({key: i[key]}, separators=(',', ':'))}": {
+                    ".": {},
+                    **field_set(i, "", builtin),
+                }
+                for i in value
+            }
+    return {}
+
+
+def config_fields(config: dict[str, Any], builtin: bool) -> FieldSet:
+    """Fields an apply configuration sets (without identity and server-owned metadata)."""
+    body = {k: v for k, v in config.items() if k not in IGNORED_TOP}
+    meta = {
+        k: v
+        for k, v in (body.get("metadata") or {}).items()
+        if k not in IGNORED_META and k not in ("name", "namespace")
+    }
+    body["metadata"] = meta
+    fields = field_set(body, builtin=builtin)
+    if not meta:
+        fields.pop("f:metadata", None)
+    return fields
+
+
+def _leaves(fields: FieldSet, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    if not fields:
+        return {prefix}
+    found: set[tuple[str, ...]] = set()
+    for key, sub in fields.items():
+        if key == ".":
+            found.add(prefix)
+        else:
+            found |= _leaves(sub, (*prefix, key))
+    return found
+
+
+def _lookup(obj: Any, path: tuple[str, ...]) -> tuple[bool, Any]:
+    for part in path:
+        kind, _sep, name = part.partition(":")
+        if kind == "f" and isinstance(obj, dict) and name in obj:
+            obj = obj[name]
+        elif kind == "k" and isinstance(obj, list):
+            wanted = json.loads(name)
+            match = [i for i in obj if isinstance(i, dict) and _matches(i, wanted)]
+            if not match:
+                return False, None
+            obj = match[0]
+        elif kind == "v" and isinstance(obj, list):
+            value = json.loads(name)
+            if value not in obj:
+                return False, None
+            obj = value
+        else:
+            return False, None
+    return True, obj
+
+
+def _matches(item: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    return all(item.get(k) == v for k, v in wanted.items())
+
+
+def _remove(obj: Any, path: tuple[str, ...]) -> None:
+    if not path:
+        return
+    found, parent = _lookup(obj, path[:-1])
+    if not found:
+        return
+    kind, _sep, name = path[-1].partition(":")
+    if kind == "f" and isinstance(parent, dict):
+        parent.pop(name, None)
+    elif kind == "k" and isinstance(parent, list):
+        wanted = json.loads(name)
+        parent[:] = [i for i in parent if not (isinstance(i, dict) and _matches(i, wanted))]
+    elif kind == "v" and isinstance(parent, list):
+        value = json.loads(name)
+        parent[:] = [i for i in parent if i != value]
+
+
+def _merge(current: Any, config: Any, field: str, builtin: bool) -> Any:
+    if isinstance(current, dict) and isinstance(config, dict):
+        result = copy.deepcopy(current)
+        for key, value in config.items():
+            result[key] = _merge(current.get(key), value, key, builtin)
+        return result
+    if isinstance(current, list) and isinstance(config, list) and builtin:
+        if field in SET_LISTS:
+            return current + [v for v in config if v not in current]
+        key = merge_key(field, current, config)
+        if key and all(isinstance(i, dict) and key in i for i in config + current):
+            result = []
+            for item in config:
+                old = next((c for c in current if c.get(key) == item[key]), None)
+                result.append(_merge(old, item, "", builtin) if old else copy.deepcopy(item))
+            result += [c for c in current if all(c.get(key) != i[key] for i in config)]
+            return result
+    return copy.deepcopy(config)
+
+
+def _managers(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    return copy.deepcopy(obj.get("metadata", {}).get("managedFields") or [])
+
+
+def server_side_apply(
+    current: dict[str, Any] | None,
+    config: dict[str, Any],
+    manager: str,
+    force: bool,
+    builtin: bool,
+) -> dict[str, Any]:
+    """The object after manager applies config to current (None when creating)."""
+    new_fields = config_fields(config, builtin)
+    new_leaves = _leaves(new_fields) if new_fields else set()
+    base = copy.deepcopy(current) if current else {}
+    managers = _managers(base)
+    mine = next(
+        (m for m in managers if m["manager"] == manager and m["operation"] == "Apply"), None
+    )
+    others = [m for m in managers if m is not mine]
+    if current and not force:
+        _check_conflicts(current, config, new_leaves, others, manager)
+    old_leaves = _leaves(mine["fieldsV1"]) if mine and mine.get("fieldsV1") else set()
+    kept_by_others = set().union(
+        *(_leaves(m.get("fieldsV1") or {}) for m in others if m.get("fieldsV1"))
+    )
+    for path in sorted(old_leaves - new_leaves - kept_by_others, key=len, reverse=True):
+        _remove(base, path)
+    body = {k: v for k, v in config.items() if k != "status"}
+    body["metadata"] = {
+        k: v for k, v in (config.get("metadata") or {}).items() if k not in IGNORED_META
+    }
+    result = _merge(base, body, "", builtin)
+    if force:
+        for entry in others:
+            remaining = _leaves(entry.get("fieldsV1") or {}) - new_leaves
+            entry["fieldsV1"] = _to_fieldset(remaining)
+        others = [m for m in others if m["fieldsV1"]]
+    changed = mine is None or mine.get("fieldsV1") != new_fields
+    entry = {
+        "manager": manager,
+        "operation": "Apply",
+        "apiVersion": config.get("apiVersion"),
+        "time": now_iso() if changed or not mine else mine.get("time"),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": new_fields,
+    }
+    result.setdefault("metadata", {})["managedFields"] = [*others, entry]
+    return result
+
+
+def _to_fieldset(leaves: set[tuple[str, ...]]) -> FieldSet:
+    fields: FieldSet = {}
+    for path in leaves:
+        node = fields
+        for part in path:
+            node = node.setdefault(part, {})
+    return fields
+
+
+def _check_conflicts(
+    current: dict[str, Any],
+    config: dict[str, Any],
+    leaves: set[tuple[str, ...]],
+    others: list[dict[str, Any]],
+    manager: str,
+) -> None:
+    conflicts = []
+    for entry in others:
+        if entry.get("operation") != "Apply":
+            continue
+        for path in _leaves(entry.get("fieldsV1") or {}) & leaves:
+            found_now, now_value = _lookup(current, path)
+            found_new, new_value = _lookup(config, path)
+            if found_now and found_new and now_value != new_value:
+                conflicts.append((entry["manager"], ".".join(p.partition(":")[2] for p in path)))
+    if conflicts:
+        causes = [
+            {"reason": "FieldManagerConflict", "message": f'conflict with "{m}"', "field": f".{f}"}
+            for m, f in conflicts
+        ]
+        listing = "; ".join(f'conflict with "{m}": .{f}' for m, f in conflicts)
+        raise Conflict(
+            f"Apply failed with {len(conflicts)} conflict(s): {listing}", {"causes": causes}
+        )

@@ -1,0 +1,114 @@
+"""Helpers for tests: run a real background emulator and talk to its admin API."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """What a running emulator serves (endpoints.json) plus admin helpers."""
+
+    k8s_url: str
+    gke_url: str | None
+    admin_url: str
+    kubeconfig: str
+    token: str
+    ca_file: str
+    state_dir: Path
+    log_file: str
+    pid: int
+
+    def admin_get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.admin_url + path, timeout=30) as response:
+            return json.load(response)
+
+    def admin_post(self, path: str, json_body: Any) -> Any:
+        request = urllib.request.Request(
+            self.admin_url + path,
+            data=json.dumps(json_body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    def state(self) -> dict[str, Any]:
+        """The admin /state dump (every stored object under "objects")."""
+        return self.admin_get("/state")
+
+    def objects(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Stored objects of a kind (optionally in one namespace), from /state."""
+        return [
+            o
+            for o in self.state()["objects"]
+            if o["kind"] == kind
+            and (namespace is None or o["metadata"].get("namespace") == namespace)
+        ]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
+    return subprocess.run(
+        [sys.executable, "-m", "llmd_emulator", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _options(options: dict[str, Any]) -> list[str]:
+    args: list[str] = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if key in ("scenario", "scenarios"):
+            for name in [value] if isinstance(value, str) else value:
+                args += ["--scenario", name]
+        elif value is not None:
+            args += [flag, str(value)]
+    return args
+
+
+@contextlib.contextmanager
+def running_emulator(state_dir: Path | str, **options: Any) -> Iterator[Endpoints]:
+    """Start `python -m llmd_emulator start` in state_dir, yield its endpoints, stop it.
+
+    options are CLI options: time_scale=0.01, scenario=[...], config="file", k8s_port=0...
+    """
+    state_dir = Path(state_dir)
+    started = _cli("start", "--state-dir", str(state_dir), *_options(options))
+    if started.returncode != 0:
+        log = state_dir / "emulator.log"
+        tail = log.read_text()[-4000:] if log.exists() else ""
+        raise RuntimeError(f"emulator did not start: {started.stderr}\n{tail}")
+    data = json.loads((state_dir / "endpoints.json").read_text())
+    try:
+        yield Endpoints(
+            k8s_url=data["k8s_url"],
+            gke_url=data.get("gke_url"),
+            admin_url=data["admin_url"],
+            kubeconfig=data["kubeconfig"],
+            token=data["token"],
+            ca_file=data["ca_file"],
+            state_dir=state_dir,
+            log_file=data["log_file"],
+            pid=data["pid"],
+        )
+    finally:
+        stopped = _cli("stop", "--state-dir", str(state_dir))
+        if stopped.returncode != 0:
+            raise RuntimeError(f"emulator did not stop cleanly: {stopped.stderr}")
