@@ -1,0 +1,314 @@
+"""kubelet stand-in: drives each scheduled pod through its container states in emulated time.
+
+Timings (emulated seconds) come from `emu.config["pods"]`, see DEFAULT_TIMING. LLM workload
+pods (label kserve.io/component=workload or a vLLM image) take the long vLLM path and are the
+ones the workload failure scenarios (see scenarios.py) act on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .. import scenarios
+from ..store import now_iso
+from . import vllm_logs
+from .base import Obj, controller_of, set_condition
+
+if TYPE_CHECKING:
+    from ..core import Emulator
+
+DEFAULT_TIMING = {
+    "pull_seconds": 2.0,
+    "ready_seconds": 3.0,
+    "vllm_pull_seconds": 60.0,
+    "vllm_ready_seconds": 600.0,
+    "job_seconds": 5.0,
+    "crash_seconds": 45.0,
+    "backoff_seconds": 10.0,
+    "max_backoff_seconds": 300.0,
+}
+_POD_IPS = (f"10.8.{i // 250}.{i % 250 + 2}" for i in itertools.count())
+
+
+def is_llm_workload(pod: Obj) -> bool:
+    labels = pod["metadata"].get("labels") or {}
+    if labels.get("kserve.io/component") == "workload":
+        return True
+    return any("vllm" in (c.get("image") or "") for c in pod["spec"].get("containers") or ())
+
+
+def _owner_deployment_name(pod: Obj) -> str:
+    """The Deployment a ReplicaSet pod belongs to (the ReplicaSet name minus its hash)."""
+    ref = controller_of(pod, "ReplicaSet")
+    return ref["name"].rsplit("-", 1)[0] if ref else ""
+
+
+class PodRunner:
+    """One asyncio task per scheduled pod; cancelled when the pod is deleted."""
+
+    def __init__(self, emu: Emulator) -> None:
+        self.emu = emu
+        self.store = emu.store
+        self._tasks: dict[str, asyncio.Task] = {}
+        self.store.subscribe(self._on_event)
+
+    @property
+    def timing(self) -> dict[str, float]:
+        return {**DEFAULT_TIMING, **(self.emu.config.get("pods") or {})}
+
+    def _on_event(self, event: str, obj: Obj) -> None:
+        if obj.get("kind") != "Pod" or obj.get("apiVersion") != "v1":
+            return
+        uid = obj["metadata"]["uid"]
+        if event == "DELETED":
+            task = self._tasks.pop(uid, None)
+            if task:
+                task.cancel()
+        elif (
+            obj["spec"].get("nodeName")
+            and uid not in self._tasks
+            and obj["status"].get("phase") == "Pending"
+            and not obj["status"].get("containerStatuses")
+        ):
+            self._tasks[uid] = self.emu.spawn(self._run(obj))
+
+    # ------------------------------------------------------------ status helpers
+    def _write(self, pod: Obj, mutate: Callable[[Obj], None]) -> Obj | None:
+        """Apply mutate to the stored pod's status; None (and stop) when the pod is gone."""
+        meta = pod["metadata"]
+        current = self.store.get("v1", "Pod", meta["name"], meta["namespace"])
+        if current is None or current["metadata"]["uid"] != meta["uid"]:
+            raise asyncio.CancelledError
+        mutate(current)
+        return self.store.update_status(current)
+
+    def _event(self, pod: Obj, reason: str, message: str, type_: str = "Normal") -> None:
+        self.store.record_event(pod, reason, message, type_, component="kubelet")
+
+    def _log(self, pod: Obj, container: str, line: str) -> None:
+        self.store.add_log(pod["metadata"]["namespace"], pod["metadata"]["name"], container, line)
+
+    def _containers(self, pod: Obj) -> list[Obj]:
+        return pod["spec"].get("containers") or []
+
+    def _set_containers(self, pod: Obj, ready: bool, **state: Obj) -> None:
+        """Set every container's state (waiting/running/terminated) and readiness."""
+
+        def mutate(current: Obj) -> None:
+            status = current["status"]
+            old = {c["name"]: c for c in status.get("containerStatuses") or ()}
+            statuses = []
+            for c in self._containers(current):
+                prev = old.get(c["name"], {})
+                statuses.append(
+                    {
+                        "name": c["name"],
+                        "image": c.get("image", ""),
+                        "imageID": prev.get("imageID", ""),
+                        "containerID": prev.get("containerID", ""),
+                        "ready": ready,
+                        "started": "running" in state,
+                        "restartCount": prev.get("restartCount", 0),
+                        "state": state,
+                        "lastState": prev.get("lastState", {}),
+                    }
+                )
+            status["containerStatuses"] = statuses
+            conds = status.setdefault("conditions", [])
+            names = ", ".join(c["name"] for c in self._containers(current))
+            unready = ("ContainersNotReady", f"containers with unready status: [{names}]")
+            for type_ in ("ContainersReady", "Ready"):
+                if ready:
+                    set_condition(conds, type_, "True")
+                else:
+                    set_condition(conds, type_, "False", *unready)
+            if "running" in state and status.get("phase") == "Pending":
+                status["phase"] = "Running"
+
+        self._write(pod, mutate)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def _sleep(self, seconds: float) -> None:
+        await self.emu.clock.sleep(seconds)
+
+    async def _run(self, pod: Obj) -> None:
+        try:
+            await self._lifecycle(pod)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._tasks.pop(pod["metadata"]["uid"], None)
+
+    async def _lifecycle(self, pod: Obj) -> None:
+        timing = self.timing
+        llm = is_llm_workload(pod)
+        ip = next(_POD_IPS)
+
+        def start(current: Obj) -> None:
+            status = current["status"]
+            status.update(podIP=ip, podIPs=[{"ip": ip}], hostIP="10.128.0.2", startTime=now_iso())
+            status.setdefault("qosClass", "BestEffort")
+            conds = status.setdefault("conditions", [])
+            set_condition(conds, "PodReadyToStartContainers", "False")
+            set_condition(conds, "Initialized", "True")
+            set_condition(conds, "PodScheduled", "True")
+
+        self._write(pod, start)
+        self._set_containers(pod, False, waiting={"reason": "ContainerCreating"})
+        for c in self._containers(pod):
+            self._event(pod, "Pulling", f'Pulling image "{c.get("image", "")}"')
+        await self._sleep(timing["vllm_pull_seconds" if llm else "pull_seconds"])
+        if llm:
+            await self._image_pull_backoff(pod)
+        self._start_containers(pod, restart=False)
+        if controller_of(pod, "Job"):
+            await self._complete(pod, timing["job_seconds"])
+            return
+        if llm:
+            await self._vllm_start(pod)
+        else:
+            await self._sleep(timing["ready_seconds"])
+        await self._hold_if_operator(pod)
+        self._set_containers(pod, True, running={"startedAt": now_iso()})
+
+    def _start_containers(self, pod: Obj, restart: bool) -> None:
+        def ids(current: Obj) -> None:
+            for status in current["status"].get("containerStatuses") or ():
+                digest = uuid.uuid5(uuid.NAMESPACE_URL, status["image"]).hex * 2
+                status["imageID"] = f"{status['image'].split(':')[0]}@sha256:{digest}"
+                status["containerID"] = f"containerd://{uuid.uuid4().hex}{uuid.uuid4().hex}"
+            set_condition(current["status"]["conditions"], "PodReadyToStartContainers", "True")
+
+        self._write(pod, ids)
+        self._set_containers(pod, False, running={"startedAt": now_iso()})
+        for c in self._containers(pod):
+            if not restart:
+                self._event(pod, "Pulled", f'Successfully pulled image "{c.get("image", "")}"')
+            self._event(pod, "Created", f"Created container: {c['name']}")
+            self._event(pod, "Started", f"Started container {c['name']}")
+
+    async def _image_pull_backoff(self, pod: Obj) -> None:
+        backoff = self.timing["backoff_seconds"]
+        while scenarios.active(self.emu, "image-pull-backoff"):
+            for c in self._containers(pod):
+                image = c.get("image", "")
+                registry = image.split("/")[0]
+                pull_error = (
+                    f'failed to pull and unpack image "{image}": failed to resolve reference '
+                    f'"{image}": unexpected status from HEAD request to https://{registry}/v2/: '
+                    "401 Unauthorized"
+                )
+                self._event(
+                    pod, "Failed", f'Failed to pull image "{image}": {pull_error}', "Warning"
+                )
+                self._event(pod, "Failed", "Error: ErrImagePull", "Warning")
+            message = f"rpc error: code = Unknown desc = {pull_error}"
+            self._set_containers(pod, False, waiting={"reason": "ErrImagePull", "message": message})
+            await self._sleep(1)
+            self._set_containers(
+                pod,
+                False,
+                waiting={
+                    "reason": "ImagePullBackOff",
+                    "message": f'Back-off pulling image "{image}"',
+                },
+            )
+            self._event(pod, "BackOff", f'Back-off pulling image "{image}"')
+            self._event(pod, "Failed", "Error: ImagePullBackOff", "Warning")
+            await self._sleep(backoff)
+            backoff = min(backoff * 2, self.timing["max_backoff_seconds"])
+
+    async def _vllm_start(self, pod: Obj) -> None:
+        timing = self.timing
+        backoff = timing["backoff_seconds"]
+        main = self._containers(pod)[0]
+        while failure := scenarios.crash_failure(self.emu):
+            await self._sleep(timing["crash_seconds"])
+            if failure == "oom-killed":
+                lines, reason, code = vllm_logs.oom_lines(), "OOMKilled", 137
+            else:
+                status = 401 if failure.endswith("401") else 403
+                lines, reason, code = vllm_logs.hf_failure(main, status), "Error", 1
+            for line in lines:
+                self._log(pod, main["name"], line)
+            await self._crash(pod, main["name"], reason, code, backoff)
+            backoff = min(backoff * 2, timing["max_backoff_seconds"])
+            self._start_containers(pod, restart=True)
+        ready = timing["vllm_ready_seconds"]
+        elapsed = 0.0
+        for fraction, line in vllm_logs.startup(main):
+            await self._sleep(max(0.0, fraction * ready - elapsed))
+            elapsed = fraction * ready
+            self._log(pod, main["name"], line)
+
+    async def _crash(
+        self, pod: Obj, container: str, reason: str, code: int, backoff: float
+    ) -> None:
+        meta = pod["metadata"]
+        terminated = {
+            "reason": reason,
+            "exitCode": code,
+            "startedAt": now_iso(),
+            "finishedAt": now_iso(),
+            "containerID": f"containerd://{uuid.uuid4().hex}",
+        }
+
+        def record(current: Obj) -> None:
+            for status in current["status"].get("containerStatuses") or ():
+                if status["name"] == container:
+                    status["restartCount"] = status.get("restartCount", 0) + 1
+                    status["lastState"] = {"terminated": terminated}
+
+        self._write(pod, record)
+        message = (
+            f"back-off {int(backoff)}s restarting failed container={container} "
+            f"pod={meta['name']}_{meta['namespace']}({meta['uid']})"
+        )
+        self._set_containers(pod, False, waiting={"reason": "CrashLoopBackOff", "message": message})
+        self._event(
+            pod,
+            "BackOff",
+            f"Back-off restarting failed container {container} in pod "
+            f"{meta['name']}_{meta['namespace']}({meta['uid']})",
+            "Warning",
+        )
+        await self._sleep(backoff)
+
+    async def _hold_if_operator(self, pod: Obj) -> None:
+        """operator-held:<name>: the readiness probe keeps failing while the scenario is on."""
+        name = _owner_deployment_name(pod)
+        warned = False
+        while name and scenarios.held(self.emu, name):
+            if not warned:
+                self._event(
+                    pod,
+                    "Unhealthy",
+                    "Readiness probe failed: HTTP probe failed with statuscode: 503",
+                    "Warning",
+                )
+                warned = True
+            await self._sleep(10)
+
+    async def _complete(self, pod: Obj, seconds: float) -> None:
+        await self._sleep(seconds)
+        finished = {
+            "terminated": {
+                "reason": "Completed",
+                "exitCode": 0,
+                "startedAt": now_iso(),
+                "finishedAt": now_iso(),
+            }
+        }
+        self._set_containers(pod, False, **finished)
+
+        def succeed(current: Obj) -> None:
+            current["status"]["phase"] = "Succeeded"
+            for cond in current["status"]["conditions"]:
+                if cond["type"] in ("Ready", "ContainersReady"):
+                    cond.update(reason="PodCompleted", message="")
+
+        self._write(pod, succeed)

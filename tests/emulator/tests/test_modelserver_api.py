@@ -1,0 +1,171 @@
+"""The model server behind a Gateway listener: OpenAI API, routing, EPP and latency knobs."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from controllers_support import Kube, condition, emulator, wait_for
+from test_controllers_llmisvc import LLM, gateway, llmisvc
+
+MODEL = "Qwen/Qwen2.5-3B-Instruct"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> tuple[Kube, str]:
+    """A ready 3-replica LLMInferenceService; yields (kube, its URL)."""
+    with emulator(tmp_path_factory.mktemp("emu-models"), time_scale=0.001) as kube:
+        kube.install_crds()
+        kube.namespace("opendatahub")
+        kube.create(gateway("inference-gateway", "opendatahub"))
+        kube.namespace("llm")
+        kube.create(llmisvc("qwen", "llm", replicas=3))
+
+        def ready() -> str | None:
+            obj = kube.get(LLM, "LLMInferenceService", "qwen", "llm")
+            return condition(obj, "Ready").get("status") == "True" and obj["status"]["url"]
+
+        yield kube, wait_for(ready, timeout=30, what="model Ready")
+
+
+def test_models_completions_and_chat(served):
+    _kube, url = served
+    models = requests.get(f"{url}/v1/models", timeout=5).json()
+    assert [m["id"] for m in models["data"]] == [MODEL]
+    body = {"model": MODEL, "prompt": "one two three four", "max_tokens": 7, "ignore_eos": True}
+    first = requests.post(f"{url}/v1/completions", json=body, timeout=5).json()
+    again = requests.post(f"{url}/v1/completions", json=body, timeout=5).json()
+    assert first["object"] == "text_completion"
+    assert first["choices"][0]["text"] == again["choices"][0]["text"]  # deterministic
+    assert len(first["choices"][0]["text"].split()) == 7
+    assert first["choices"][0]["finish_reason"] == "length"
+    assert first["usage"] == {"prompt_tokens": 4, "completion_tokens": 7, "total_tokens": 11}
+    chat = requests.post(
+        f"{url}/v1/chat/completions",
+        timeout=5,
+        json={
+            "model": MODEL,
+            "max_tokens": 3,
+            "messages": [{"role": "user", "content": "hi there"}],
+        },
+    ).json()
+    assert chat["object"] == "chat.completion"
+    assert chat["choices"][0]["message"]["role"] == "assistant"
+    assert chat["usage"]["completion_tokens"] == len(
+        chat["choices"][0]["message"]["content"].split()
+    )
+    assert chat["usage"]["completion_tokens"] <= 3
+
+
+def test_streaming_sse_with_usage(served):
+    _kube, url = served
+    body = {
+        "model": MODEL,
+        "max_tokens": 5,
+        "ignore_eos": True,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": "stream please"}],
+    }
+    with requests.post(f"{url}/v1/chat/completions", json=body, stream=True, timeout=5) as resp:
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        events = [
+            line[6:] for line in resp.iter_lines(decode_unicode=True) if line.startswith("data: ")
+        ]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert len(text.split()) == 5
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"]["completion_tokens"] == 5
+    assert chunks[-1]["usage"]["prompt_tokens"] == 2
+
+
+def test_errors_model_mismatch_http10_and_routes(served):
+    _kube, url = served
+    wrong = requests.post(
+        f"{url}/v1/completions", json={"model": "other", "prompt": "x"}, timeout=5
+    )
+    assert wrong.status_code == 404
+    assert wrong.json()["error"]["type"] == "NotFoundError"
+    assert wrong.json()["error"]["message"] == "The model `other` does not exist."
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+    conn._http_vsn, conn._http_vsn_str = 10, "HTTP/1.0"  # what ab sends
+    conn.request("GET", parts.path + "/v1/models")
+    assert conn.getresponse().status == 426
+    conn.close()
+    base = f"{parts.scheme}://{parts.netloc}"
+    assert requests.get(f"{base}/llm/unknown/v1/models", timeout=5).status_code == 404
+
+
+def test_epp_logs_and_prefix_affinity(served):
+    kube, url = served
+    shared = "You are a helpful assistant. " * 20
+    picked: set[str] = set()
+    for i in range(6):
+        resp = requests.post(
+            f"{url}/v1/completions",
+            timeout=5,
+            json={"model": MODEL, "prompt": shared + f"question {i}", "max_tokens": 2},
+        )
+        picked.add(resp.headers["x-emulator-pod"])
+    assert len(picked) == 1  # same prefix -> same pod
+    spread = {
+        requests.post(
+            f"{url}/v1/completions",
+            timeout=5,
+            json={"model": MODEL, "prompt": f"unrelated prompt number {i} " * 10, "max_tokens": 2},
+        ).headers["x-emulator-pod"]
+        for i in range(6)
+    }
+    assert len(spread) >= 2  # new prefixes go to the least-loaded pods
+    epp = kube.list(
+        "v1", "Pod", "llm", "app.kubernetes.io/component=llminferenceservice-router-scheduler"
+    )[0]
+    lines = [json.loads(line) for line in kube.logs("llm", epp["metadata"]["name"])]
+    shared_lines = [line for line in lines if line["totalBlocks"] > 4][:6]
+    assert [line["prefixHit"] for line in shared_lines] == [False] + [True] * 5
+    assert len({line["prefixHash"] for line in shared_lines}) == 1
+    assert shared_lines[0]["targetPod"] == f"llm/{picked.pop()}"
+    assert shared_lines[0]["pool"] == "llm/qwen-inference-pool"
+
+
+def test_latency_settings_and_fault_injection(served):
+    kube, url = served
+    kube.admin_post(
+        "/config", {"model_server": {"ttft_ms": 200, "itl_ms": 20, "tokens_per_chunk": 1}}
+    )
+    try:
+        body = {
+            "model": MODEL,
+            "prompt": "time me",
+            "max_tokens": 10,
+            "ignore_eos": True,
+            "stream": True,
+        }
+        start = time.perf_counter()
+        stamps = []
+        with requests.post(f"{url}/v1/completions", json=body, stream=True, timeout=5) as resp:
+            for line in resp.iter_lines():
+                if line.startswith(b"data: {"):
+                    stamps.append(time.perf_counter() - start)
+        assert 0.18 <= stamps[0] < 0.6  # TTFT ~200 ms
+        assert 0.15 <= stamps[-1] - stamps[0] < 0.6  # 9 gaps of ~20 ms
+    finally:
+        kube.admin_post("/config", {"model_server": {"ttft_ms": 0, "itl_ms": 0}})
+    kube.admin_post("/model-server/faults", {"status": 503, "count": 2})
+    codes = [
+        requests.post(
+            f"{url}/v1/completions", timeout=5, json={"model": MODEL, "prompt": "f"}
+        ).status_code
+        for _pos in range(3)
+    ]
+    assert codes == [503, 503, 200]
+    stats = kube.admin_get("/model-server/stats")
+    assert stats["503"] >= 2 and stats["200"] >= 1
