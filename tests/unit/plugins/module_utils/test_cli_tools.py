@@ -64,10 +64,10 @@ def test_check_tool_reports_missing_old_and_broken_tools_with_a_fix():
     assert "helm is not installed or not on PATH" in problems[0]
     assert "make setup" in problems[0]
 
-    _, problems = check_tool(FakeModule("/bin/helm", out="v3.12.0"), "helm", "3.17", None)
+    _facts, problems = check_tool(FakeModule("/bin/helm", out="v3.12.0"), "helm", "3.17", None)
     assert "helm 3.12.0 at /bin/helm is too old; 3.17 or newer is needed" in problems[0]
 
-    _, problems = check_tool(
+    _facts, problems = check_tool(
         FakeModule("/bin/kubectl", rc=1, err="exec format error"), "kubectl", "1.28", None
     )
     assert "failed to report its version (exec format error)" in problems[0]
