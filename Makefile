@@ -16,6 +16,7 @@ export ANSIBLE_HOME := $(abspath .cache/ansible)
 export ANSIBLE_LOCAL_TEMP := $(abspath .cache/ansible/tmp)
 export ANSIBLE_REMOTE_TEMP := $(abspath .cache/ansible/tmp)
 PYTEST_ARGS ?=
+SANDBOX_ARGS ?=
 
 .PHONY: help setup lock lint ansible-lint ruff sanity changelog-lint unit emulator integration test \
 	sandbox build clean
@@ -78,8 +79,8 @@ integration: $(STAMP) ## Playbook tests through ansible-playbook
 
 test: lint unit emulator integration ## Everything CI runs
 
-sandbox: $(STAMP) ## Run the deployment on the embedded sandbox inventory
-	ansible-playbook site.yml -i inventories/sandbox
+sandbox: $(STAMP) ## The whole deployment against the emulator, with a summary
+	$(PY) tests/tools/sandbox.py $(SANDBOX_ARGS)
 
 build: $(STAMP) ## Build the collection tarball into build/
 	ansible-galaxy collection build --force --output-path $(BUILD) .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -77,3 +78,36 @@ def playbook(ansible_env):
         return Run(proc.returncode, proc.stdout + proc.stderr)
 
     return run
+
+
+sys.path.insert(0, str(ROOT / "tests" / "emulator"))
+from llmd_emulator.testing import running_emulator  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def sandbox_emulator(tmp_path_factory):
+    """A background emulator shared by one test module (compressed time)."""
+    with running_emulator(tmp_path_factory.mktemp("emulator"), time_scale=0.01) as endpoints:
+        yield endpoints
+
+
+@pytest.fixture
+def site(playbook, sandbox_emulator):
+    """site(*args) runs site.yml on inventories/sandbox against the module's emulator."""
+
+    def run(*args: str, env: dict | None = None) -> Run:
+        endpoints = json.dumps(
+            {
+                "llmd_gke_api_endpoint": sandbox_emulator.gke_url,
+                "llmd_kubeconfig": sandbox_emulator.kubeconfig,
+            }
+        )
+        return playbook("site.yml", "-i", "inventories/sandbox", "-e", endpoints, *args, env=env)
+
+    return run
+
+
+def recap(run: Run) -> dict[str, int]:
+    """The localhost PLAY RECAP counters of a run."""
+    line = [x for x in run.output.splitlines() if x.startswith("localhost ") and "ok=" in x][-1]
+    return {k: int(v) for k, v in (pair.split("=") for pair in line.split(":", 1)[1].split())}
