@@ -33,7 +33,7 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt tests/tools/inst
 	$(PY) -m pip install --quiet --disable-pip-version-check \
 	  -r requirements.txt -r requirements-dev.txt -c constraints.txt
 	$(PY) tests/tools/install_helm.py $(VENV_ABS)/bin
-	@kubectl version --client | head -1; helm version --short
+	@kubectl version --client | sed -n 1p; helm version --short
 	@touch $@
 
 lock: ## Re-resolve requirements*.txt and rewrite constraints.txt
