@@ -58,7 +58,8 @@ class Endpoints:
         ]
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m llmd_emulator ARGS` with this package importable; output captured."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
     return subprocess.run(
@@ -90,7 +91,7 @@ def running_emulator(state_dir: Path | str, **options: Any) -> Iterator[Endpoint
     options are CLI options: time_scale=0.01, scenario=[...], config="file", k8s_port=0...
     """
     state_dir = Path(state_dir)
-    started = _cli("start", "--state-dir", str(state_dir), *_options(options))
+    started = cli("start", "--state-dir", str(state_dir), *_options(options))
     if started.returncode != 0:
         log = state_dir / "emulator.log"
         tail = log.read_text()[-4000:] if log.exists() else ""
@@ -109,6 +110,6 @@ def running_emulator(state_dir: Path | str, **options: Any) -> Iterator[Endpoint
             pid=data["pid"],
         )
     finally:
-        stopped = _cli("stop", "--state-dir", str(state_dir))
+        stopped = cli("stop", "--state-dir", str(state_dir))
         if stopped.returncode != 0:
             raise RuntimeError(f"emulator did not stop cleanly: {stopped.stderr}")

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 import urllib.error
 from pathlib import Path
 
@@ -15,19 +12,7 @@ import requests
 import yaml
 
 from llmd_emulator.cli import process_alive
-from llmd_emulator.testing import PACKAGE_ROOT, running_emulator
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(PACKAGE_ROOT))
-    return subprocess.run(
-        [sys.executable, "-m", "llmd_emulator", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from llmd_emulator.testing import cli, running_emulator
 
 
 def test_start_writes_state_dir_and_stop_ends_process(tmp_path: Path) -> None:

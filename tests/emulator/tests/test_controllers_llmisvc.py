@@ -6,7 +6,7 @@ import base64
 
 import pytest
 import requests
-from controllers_support import Kube, condition, emulator, wait_for
+from support import Kube, condition, running_kube, wait_for
 
 LLM = "serving.kserve.io/v1alpha1"
 GW = "gateway.networking.k8s.io/v1"
@@ -20,7 +20,7 @@ WORKLOAD_LABELS = {
 
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory) -> Kube:
-    with emulator(tmp_path_factory.mktemp("emu-llmisvc"), time_scale=0.002) as kube:
+    with running_kube(tmp_path_factory.mktemp("emu-llmisvc"), time_scale=0.002) as kube:
         kube.install_crds()
         kube.namespace("opendatahub")
         kube.create(gateway("inference-gateway", "opendatahub"))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from controllers_support import TPU_TEMPLATE, Kube, condition, emulator, node, wait_for
+from support import TPU_TEMPLATE, Kube, condition, node, running_kube, wait_for
 from test_controllers_llmisvc import GW, LLM, gateway, llmisvc
 
 
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory) -> Kube:
-    with emulator(tmp_path_factory.mktemp("emu-scenarios"), time_scale=0.001) as kube:
+    with running_kube(tmp_path_factory.mktemp("emu-scenarios"), time_scale=0.001) as kube:
         kube.install_crds()
         kube.namespace("opendatahub")
         yield kube

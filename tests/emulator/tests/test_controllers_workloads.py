@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from controllers_support import TPU_TEMPLATE, Kube, condition, emulator, node, wait_for
+from support import TPU_TEMPLATE, Kube, condition, node, running_kube, wait_for
 
 
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory) -> Kube:
-    with emulator(tmp_path_factory.mktemp("emu-workloads"), time_scale=0.002) as kube:
+    with running_kube(tmp_path_factory.mktemp("emu-workloads"), time_scale=0.002) as kube:
         yield kube
 
 

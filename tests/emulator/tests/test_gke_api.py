@@ -6,8 +6,8 @@ import base64
 import time
 
 import pytest
-from gke_support import POOL_LABEL, cluster_body, running_gke
 from kubernetes import client as k8s
+from support import POOL_LABEL, cluster_body
 
 TPU_POOL = {
     "name": "tpu-v6e-pool",
@@ -20,19 +20,6 @@ TPU_POOL = {
     },
     "autoscaling": {"enabled": True, "minNodeCount": 0, "maxNodeCount": 3},
 }
-
-
-@pytest.fixture(scope="module")
-def gke(tmp_path_factory):
-    with running_gke(tmp_path_factory.mktemp("gke-emulator")) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def valid_cluster(gke):
-    """A RUNNING cluster shared by the tests of this module."""
-    gke.wait(gke.post("/clusters", cluster_body("valid")))
-    return "valid"
 
 
 def test_cluster_create_gives_a_working_kubernetes_endpoint(gke, tmp_path):
@@ -65,7 +52,7 @@ def test_cluster_create_gives_a_working_kubernetes_endpoint(gke, tmp_path):
     config = k8s.Configuration()
     config.host = f"https://{cluster['endpoint']}"
     config.ssl_ca_cert = str(ca_file)
-    config.api_key = {"authorization": f"Bearer {gke.endpoints['token']}"}
+    config.api_key = {"authorization": f"Bearer {gke.endpoints.token}"}
     with k8s.ApiClient(config) as api:
         nodes = k8s.CoreV1Api(api).list_node(label_selector=f"{POOL_LABEL}=default-pool").items
     names = sorted(n.metadata.name for n in nodes if n.metadata.name.startswith("gke-alpha-"))
@@ -320,8 +307,8 @@ def test_autoscaler_adds_a_tpu_node_for_a_pending_pod_and_removes_it_when_idle(g
 @pytest.fixture
 def k8s_api(gke):
     config = k8s.Configuration()
-    config.host = gke.endpoints["k8s_url"]
-    config.ssl_ca_cert = gke.endpoints["ca_file"]
-    config.api_key = {"authorization": f"Bearer {gke.endpoints['token']}"}
+    config.host = gke.endpoints.k8s_url
+    config.ssl_ca_cert = gke.endpoints.ca_file
+    config.api_key = {"authorization": f"Bearer {gke.endpoints.token}"}
     with k8s.ApiClient(config) as api:
         yield k8s.CoreV1Api(api)

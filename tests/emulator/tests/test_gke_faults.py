@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import pytest
 import requests
-from gke_support import cluster_body, running_gke
 
 QUOTAS = "/cloudquotas/v1/projects/proj/locations/global/services"
 COMPUTE = "/compute/v1/projects/proj"
 
 
-@pytest.fixture(scope="module")
-def gke(tmp_path_factory):
-    with running_gke(tmp_path_factory.mktemp("gke-emulator")) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def valid_cluster(gke):
-    """A RUNNING cluster shared by the tests of this module."""
-    gke.wait(gke.post("/clusters", cluster_body("valid")))
-    return "valid"
-
-
 @pytest.fixture
 def faults(gke):
     """POST faults to the admin API; all are cleared afterwards."""
-    url = f"{gke.endpoints['admin_url']}/faults"
+    url = f"{gke.endpoints.admin_url}/faults"
     added = []
 
     def add(**spec) -> dict:
@@ -41,7 +27,7 @@ def faults(gke):
 
 
 def admin_faults(gke) -> dict[int, dict]:
-    response = requests.get(f"{gke.endpoints['admin_url']}/faults", timeout=10)
+    response = requests.get(f"{gke.endpoints.admin_url}/faults", timeout=10)
     return {f["id"]: f for f in response.json()["faults"]}
 
 
@@ -127,7 +113,7 @@ def test_pool_running_with_error_and_invalid_argument_on_cluster(gke, faults, va
 
 
 def test_admin_rejects_malformed_faults(gke):
-    url = f"{gke.endpoints['admin_url']}/faults"
+    url = f"{gke.endpoints.admin_url}/faults"
     before = admin_faults(gke)
     for spec in ({"path": "x"}, {"status": 200}, {"status": 429, "bogus": 1}, ["not-a-dict"]):
         assert requests.post(url, json=spec, timeout=10).status_code == 400

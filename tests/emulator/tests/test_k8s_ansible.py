@@ -5,33 +5,10 @@ from __future__ import annotations
 import json
 
 import yaml
-from conftest import run_playbook
+from support import crd, run_playbook
 
 NS = "ansible"
-CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "gizmos.example.com"},
-    "spec": {
-        "group": "example.com",
-        "scope": "Namespaced",
-        "names": {"kind": "Gizmo", "plural": "gizmos", "singular": "gizmo"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": True,
-                    }
-                },
-            }
-        ],
-    },
-}
+CRD = crd("example.com", "v1", "Gizmo", "gizmos", list_kind=False)
 OBJECTS = {
     "configmap": {
         "apiVersion": "v1",

@@ -10,50 +10,32 @@ import pytest
 import requests
 from kubernetes import config, dynamic
 from kubernetes.client.rest import ApiException
+from support import crd, k8s_session
 
 NS = "api-test"
-CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "gadgets.example.com"},
-    "spec": {
-        "group": "example.com",
-        "scope": "Namespaced",
-        "names": {"kind": "Gadget", "plural": "gadgets", "singular": "gadget"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {
-                                "type": "object",
-                                "required": ["size"],
-                                "properties": {
-                                    "size": {"type": "integer"},
-                                    "mode": {"type": "string", "enum": ["fast", "slow"]},
-                                    "port": {"x-kubernetes-int-or-string": True},
-                                    "extra": {
-                                        "type": "object",
-                                        "x-kubernetes-preserve-unknown-fields": True,
-                                    },
-                                },
-                            },
-                            "status": {
-                                "type": "object",
-                                "x-kubernetes-preserve-unknown-fields": True,
-                            },
-                        },
-                    }
+CRD = crd(
+    "example.com",
+    "v1",
+    "Gadget",
+    "gadgets",
+    schema={
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "required": ["size"],
+                "properties": {
+                    "size": {"type": "integer"},
+                    "mode": {"type": "string", "enum": ["fast", "slow"]},
+                    "port": {"x-kubernetes-int-or-string": True},
+                    "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
                 },
-            }
-        ],
+            },
+            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        },
     },
-}
+    list_kind=False,
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +52,7 @@ class Raw:
 
     def __init__(self, emulator) -> None:
         self.base = emulator.k8s_url
-        self.session = requests.Session()
-        self.session.verify = emulator.ca_file
-        self.session.headers["Authorization"] = f"Bearer {emulator.token}"
+        self.session = k8s_session(emulator)
 
     def __call__(self, method: str, path: str, body: Any = None, ctype: str = "application/json"):
         data = None if body is None else json.dumps(body)
@@ -82,7 +62,6 @@ class Raw:
             data=data,
             headers={"Content-Type": ctype},
             timeout=30,
-            verify=self.session.verify,
         )
 
 

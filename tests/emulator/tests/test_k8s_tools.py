@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_tool, tool_env
+from support import run_tool, tool_env
 
 MANIFEST = """
 apiVersion: v1

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from controllers_support import Kube, condition, emulator, wait_for
+from support import Kube, condition, running_kube, wait_for
 from test_controllers_llmisvc import LLM, gateway, llmisvc
 
 MODEL = "Qwen/Qwen2.5-3B-Instruct"
@@ -18,7 +18,7 @@ MODEL = "Qwen/Qwen2.5-3B-Instruct"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> tuple[Kube, str]:
     """A ready 3-replica LLMInferenceService; yields (kube, its URL)."""
-    with emulator(tmp_path_factory.mktemp("emu-models"), time_scale=0.001) as kube:
+    with running_kube(tmp_path_factory.mktemp("emu-models"), time_scale=0.001) as kube:
         kube.install_crds()
         kube.namespace("opendatahub")
         kube.create(gateway("inference-gateway", "opendatahub"))

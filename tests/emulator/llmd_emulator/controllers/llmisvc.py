@@ -231,17 +231,7 @@ class LLMInferenceServices:
             containers.insert(0, {"name": "main", "image": "vllm/vllm-openai:latest"})
         self._ensure(svc, self._tls_secret(svc))
         deploy = self._ensure(
-            svc,
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": f"{name}-kserve", "labels": dict(labels)},
-                "spec": {
-                    "replicas": spec.get("replicas", 1),
-                    "selector": {"matchLabels": dict(labels)},
-                    "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
-                },
-            },
+            svc, _deployment(f"{name}-kserve", labels, spec.get("replicas", 1), pod_spec)
         )
         self._ensure(
             svc,
@@ -361,17 +351,7 @@ class LLMInferenceServices:
             ]
         pod_spec.setdefault("serviceAccountName", f"{name}-epp-sa")
         deploy = self._ensure(
-            svc,
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": f"{name}-kserve-router-scheduler", "labels": dict(labels)},
-                "spec": {
-                    "replicas": 1,
-                    "selector": {"matchLabels": dict(labels)},
-                    "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
-                },
-            },
+            svc, _deployment(f"{name}-kserve-router-scheduler", labels, 1, pod_spec)
         )
         self._ensure(
             svc,
@@ -623,6 +603,20 @@ class LLMInferenceServices:
             status.pop("url", None)
             status["address"] = {"url": internal}
             status["addresses"] = [{"url": internal}]
+
+
+def _deployment(name: str, labels: dict[str, str], replicas: Any, pod_spec: Obj) -> Obj:
+    """A Deployment child: `replicas` Pods of pod_spec, selected by (and carrying) labels."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": dict(labels)},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": dict(labels)},
+            "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
+        },
+    }
 
 
 def _route_problem(route: Obj) -> str:
