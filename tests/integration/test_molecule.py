@@ -1,0 +1,80 @@
+"""molecule/default: site.yml against the emulator through Molecule.
+
+`molecule test -s default` runs destroy, syntax, create (starts the emulator), converge (the same
+site.yml), idempotence, verify (through the Kubernetes API) and destroy (stops the emulator).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, VENV_BIN
+
+# The scenarios live in molecule/; molecule would look in extensions/molecule of a collection.
+MOLECULE_GLOB = "molecule/*/molecule.yml"
+
+
+@pytest.fixture
+def molecule(ansible_env, tmp_path):
+    """molecule(*args) runs molecule in the checkout with a private ephemeral directory."""
+    ephemeral = tmp_path / "molecule"
+    env = {
+        **ansible_env,
+        "MOLECULE_GLOB": MOLECULE_GLOB,
+        "MOLECULE_EPHEMERAL_DIRECTORY": str(ephemeral),
+        "NO_COLOR": "1",
+    }
+
+    def run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(VENV_BIN / "molecule"), *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    run.ephemeral = ephemeral
+    yield run
+    # Whatever happened (a timeout included), no emulator outlives the test.
+    subprocess.run(
+        [sys.executable, "-m", "llmd_emulator", "stop", "--state-dir", str(ephemeral / "emulator")],
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT / "tests" / "emulator")},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Pids whose command line contains text."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text.encode() in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_molecule_syntax(molecule):
+    proc = molecule("syntax", "-s", "default", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_molecule_test_default(molecule):
+    proc = molecule("test", "-s", "default")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    for action in ("syntax", "create", "converge", "idempotence", "verify", "destroy"):
+        assert f"default > {action}: Executed: Successful" in output, output
+    assert "Molecule executed 1 scenario (1 successful)" in output, output
+    # destroy stopped the emulator the scenario started.
+    assert processes_mentioning(str(molecule.ephemeral / "emulator")) == []
