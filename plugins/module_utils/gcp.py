@@ -37,6 +37,7 @@ from ansible_collections.llmd.gke.plugins.module_utils.gcp_auth import (
     WAYS_TO_AUTHENTICATE,
     load_credentials,
 )
+from ansible_collections.llmd.gke.plugins.module_utils.tpu import V6E_ZONES
 
 try:
     import google.auth.exceptions
@@ -53,20 +54,6 @@ DEFAULT_ENDPOINT = "https://container.googleapis.com/"
 ENDPOINT_ENV = "CLOUDSDK_API_ENDPOINT_OVERRIDES_CONTAINER"
 API_VERSION = "v1"
 USER_AGENT = "llmd.gke-ansible-collection"
-
-# Zones reported with TPU v6e (reference notes, cloud.google.com/tpu/docs/v6e). Availability
-# changes: hints name them as candidates to check, not as a guarantee.
-V6E_ZONES = (
-    "us-central1-b",
-    "us-east1-d",
-    "us-east5-a",
-    "us-east5-b",
-    "us-south1-a",
-    "us-south1-b",
-    "europe-west4-a",
-    "asia-northeast1-b",
-    "southamerica-west1-a",
-)
 
 RETRYABLE_HTTP = (429, 502, 503, 504)
 OPERATION_IN_PROGRESS_RE = re.compile(

@@ -12,6 +12,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 V6E_ACCELERATOR = "tpu-v6e-slice"
+# Zones reported with TPU v6e. Availability changes: hints name them as candidates to check, not
+# as a guarantee.
+V6E_ZONES = (
+    "us-central1-b",
+    "us-east1-d",
+    "us-east5-a",
+    "us-east5-b",
+    "us-south1-a",
+    "us-south1-b",
+    "europe-west4-a",
+    "asia-northeast1-b",
+    "southamerica-west1-a",
+)
 V6E_CHIPS_PER_VM = {
     "ct6e-standard-1t": 1,
     "ct6e-standard-4t": 4,
