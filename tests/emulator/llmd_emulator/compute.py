@@ -1,4 +1,5 @@
-"""Compute Engine stand-in: the machine-type catalogue, machineTypes and regions (quotas) reads.
+"""Compute Engine stand-in: the machine-type catalogue, machineTypes (get, list, aggregatedList
+filtered by name) and regions (quotas) reads.
 
 Config (``gke`` section of the emulator config, all optional):
 - ``machine_types``: {name: {guestCpus, memoryMb, zones?, tpu?}} merged over the built-in
@@ -41,6 +42,13 @@ V5E_ZONES = [
     "europe-west4-b",
     "asia-southeast1-b",
 ]
+# The zones the aggregated machine type list covers (a real project sees about 120).
+KNOWN_ZONES = sorted(
+    set(V6E_ZONES)
+    | set(V5E_ZONES)
+    | {"europe-west1-b", "europe-west4-b", "europe-west4-c", "us-central1-a", "us-central1-c"}
+)
+NAME_FILTER_RE = re.compile(r"""^\s*name\s*(?:=|eq)\s*["']?([a-z0-9-]+)["']?\s*$""")
 TPU_TOPOLOGIES = ["1x1", "2x2", "2x4", "4x4", "4x8", "8x8", "8x16", "16x16"]
 
 
@@ -198,7 +206,7 @@ def region_limits(emu: Emulator, region: str) -> dict[str, float]:
 
 
 def add_routes(routes: web.RouteTableDef, emu: Emulator) -> None:
-    """machineTypes (get, list) and regions (get) under /compute/v1."""
+    """machineTypes (get, list, aggregated list) and regions (get) under /compute/v1."""
     prefix = "/compute/v1/projects/{project}"
 
     def base(request: web.Request) -> str:
@@ -215,6 +223,26 @@ def add_routes(routes: web.RouteTableDef, emu: Emulator) -> None:
             if (spec := machine_type(emu, name, zone))
         ]
         return web.json_response({"kind": "compute#machineTypeList", "items": items})
+
+    @routes.get(prefix + "/aggregated/machineTypes")
+    async def aggregated_machine_types(request: web.Request) -> web.Response:
+        # Only the filter forms the collection sends: name = NAME, name eq NAME (quotes optional).
+        project = request.match_info["project"]
+        match = NAME_FILTER_RE.match(request.query.get("filter", ""))
+        wanted = match.group(1) if match else None
+        items: dict[str, Any] = {}
+        for zone in KNOWN_ZONES:
+            found = [
+                _machine_type_json(base(request), project, zone, name, spec)
+                for name in machine_types(emu)
+                if (wanted is None or name == wanted) and (spec := machine_type(emu, name, zone))
+            ]
+            items[f"zones/{zone}"] = (
+                {"machineTypes": found}
+                if found
+                else {"warning": {"code": "NO_RESULTS_ON_PAGE", "message": "No results."}}
+            )
+        return web.json_response({"kind": "compute#machineTypeAggregatedList", "items": items})
 
     @routes.get(prefix + "/zones/{zone}/machineTypes/{name}")
     async def get_machine_type(request: web.Request) -> web.Response:

@@ -452,12 +452,36 @@ class Gke:
             data["statusMessage"] = pool.status_message
         group = f"{cluster.base}/compute/v1/projects/{cluster.project}/zones"
         data["instanceGroupUrls"] = [
-            f"{group}/{zone}/instanceGroupManagers/"
-            + _node_name(cluster, pool, zone, 0).rsplit("-", 1)[0]
-            + "-grp"
+            f"{group}/{zone}/instanceGroupManagers/{_group_name(cluster, pool, zone)}"
             for zone in pool.resource["locations"]
         ]
         return data
+
+    def instance_group_manager(self, base: str, project: str, zone: str, name: str) -> Obj:
+        """The Compute instance group manager behind a pool's zone (the pool's instanceGroupUrls):
+        NodePool has no current size field, clients read targetSize here (as Terraform does)."""
+        for cluster in self.clusters.values():
+            for pool in cluster.pools.values():
+                if (
+                    cluster.project == project
+                    and zone in pool.resource["locations"]
+                    and _group_name(cluster, pool, zone) == name
+                ):
+                    link = f"{base}/compute/v1/projects/{project}/zones/{zone}"
+                    return {
+                        "kind": "compute#instanceGroupManager",
+                        "name": name,
+                        "zone": link,
+                        "baseInstanceName": name.removesuffix("-grp"),
+                        "instanceGroup": f"{link}/instanceGroups/{name}",
+                        "targetSize": pool.size,
+                        "selfLink": f"{link}/instanceGroupManagers/{name}",
+                    }
+        raise ApiError(
+            404,
+            f"The resource 'projects/{project}/zones/{zone}/instanceGroupManagers/{name}' "
+            "was not found",
+        )
 
     # ----------------------------------------------------------------- validation
     def build_pool(self, spec: Any, cluster_locations: list[str], version: str) -> NodePool:
@@ -874,6 +898,54 @@ class Gke:
             finish=finish,
         )
 
+    def set_network_policy(self, request: web.Request, cluster: Cluster, body: Obj):
+        """clusters:setNetworkPolicy (ClusterUpdate has no network policy field)."""
+        _check_fields(body, {"networkPolicy", "name", "projectId", "zone", "clusterId"})
+        policy = body.get("networkPolicy")
+        if not isinstance(policy, dict):
+            raise _invalid("networkPolicy is required.")
+        return self.cluster_op(request, cluster, {"networkPolicy": copy.deepcopy(policy)})
+
+    def set_resource_labels(self, request: web.Request, cluster: Cluster, body: Obj):
+        """clusters:setResourceLabels, guarded by the labelFingerprint as GKE does."""
+        _check_fields(
+            body, {"resourceLabels", "labelFingerprint", "name", "projectId", "zone", "clusterId"}
+        )
+        labels = body.get("resourceLabels")
+        if not isinstance(labels, dict):
+            raise _invalid("resourceLabels is required.")
+        if body.get("labelFingerprint") != cluster.resource.get("labelFingerprint"):
+            raise ApiError(
+                409,
+                "Labels could not be set due to fingerprint mismatch.",
+                "FAILED_PRECONDITION",
+            )
+        fingerprint = hashlib.sha1(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:8]
+        return self.cluster_op(
+            request,
+            cluster,
+            {"resourceLabels": dict(labels), "labelFingerprint": fingerprint},
+        )
+
+    def cluster_op(self, request: web.Request, cluster: Cluster, changes: Obj) -> web.Response:
+        """An UPDATE_CLUSTER Operation that sets top-level cluster fields when it succeeds."""
+        self.check_idle(cluster)
+        cluster.resource["status"] = "RECONCILING"
+
+        def finish(op: Operation) -> None:
+            cluster.resource["status"] = "RUNNING"
+            if not op.error:
+                cluster.resource.update(changes)
+
+        return self.start(
+            request,
+            cluster,
+            op_type="UPDATE_CLUSTER",
+            target=cluster.path,
+            seconds=self.duration("UPDATE_CLUSTER"),
+            finish=finish,
+        )
+
     # ----------------------------------------------------------------- node pools
     def create_pool(self, request: web.Request, cluster: Cluster, body: Obj) -> web.Response:
         _check_fields(body, {"nodePool", "parent", "projectId", "zone", "clusterId"})
@@ -1125,6 +1197,10 @@ def _managed_taints_of(config: Obj, tpu: Tpu | None) -> list[Obj]:
     ]
 
 
+def _group_name(cluster: Cluster, pool: NodePool, zone: str) -> str:
+    return _node_name(cluster, pool, zone, 0).rsplit("-", 1)[0] + "-grp"
+
+
 def _tolerates(tolerations: list[Obj], taint: Obj) -> bool:
     for tol in tolerations:
         if tol.get("effect") and tol["effect"] != taint["effect"]:
@@ -1242,6 +1318,12 @@ def add_routes(routes: web.RouteTableDef, gke: Gke) -> None:
     async def delete_cluster(request: web.Request) -> web.Response:
         return gke.delete_cluster(request, target(request))
 
+    def cluster_action(method: Callable[..., web.Response]) -> Callable:
+        async def handler(request: web.Request) -> web.Response:
+            return method(request, target(request), await _body(request))
+
+        return handler
+
     async def list_pools(request: web.Request) -> web.Response:
         cluster = target(request)
         return web.json_response(
@@ -1294,6 +1376,10 @@ def add_routes(routes: web.RouteTableDef, gke: Gke) -> None:
         routes.get(one)(get_cluster)
         routes.put(one)(update_cluster)
         routes.delete(one)(delete_cluster)
+        if sep == ":":
+            action = f"{clusters}/{{cluster:[^/:]+}}:"
+            routes.post(action + "setNetworkPolicy")(cluster_action(gke.set_network_policy))
+            routes.post(action + "setResourceLabels")(cluster_action(gke.set_resource_labels))
         routes.get(pools)(list_pools)
         routes.post(pools)(create_pool)
         routes.get(pool)(get_pool)
@@ -1309,6 +1395,14 @@ def add_routes(routes: web.RouteTableDef, gke: Gke) -> None:
             routes.post(f"{pool}/update")(pool_action(gke.update_pool))
         routes.get(f"{base}/operations")(list_operations)
         routes.get(f"{base}/operations/{{operation}}")(get_operation)
+
+    async def get_instance_group_manager(request: web.Request) -> web.Response:
+        project, zone, name = (request.match_info[k] for k in ("project", "zone", "name"))
+        return web.json_response(gke.instance_group_manager(_base(request), project, zone, name))
+
+    routes.get("/compute/v1/projects/{project}/zones/{zone}/instanceGroupManagers/{name}")(
+        get_instance_group_manager
+    )
 
 
 def build_app(gke: Gke) -> web.Application:
