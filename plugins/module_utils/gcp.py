@@ -1,6 +1,8 @@
 # Copyright: (c) 2026, llmd.gke contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Shared REST access to the GKE API (container.googleapis.com/v1) for the collection's modules.
+"""Shared REST access to Google APIs for the collection's modules: the GKE API
+(container.googleapis.com/v1), and for preflight's reads the Compute Engine API
+(compute.googleapis.com/compute/v1) and the Cloud Quotas API (cloudquotas.googleapis.com/v1).
 
 Raw REST through google-auth's ``AuthorizedSession`` (credentials from ``gcp_auth``), with:
 
@@ -12,9 +14,12 @@ Raw REST through google-auth's ``AuthorizedSession`` (credentials from ``gcp_aut
 - ``wait_operation``: polls a long-running Operation until DONE, raises its ``error`` as a
   ``GcpApiError`` and raises ``GcpTimeout`` (with the last seen Operation) at the deadline.
 
-Endpoint: the ``api_endpoint`` parameter, else the environment variable
-``CLOUDSDK_API_ENDPOINT_OVERRIDES_CONTAINER`` (gcloud's convention), else
-``https://container.googleapis.com/``. Accepted forms: a scheme and host with an optional path
+Endpoint, per service (``GcpClient(..., service=...)``, see ``SERVICES``): the ``endpoint``
+keyword, else the service's parameter (``api_endpoint`` for the GKE API, ``compute_api_endpoint``,
+``quotas_api_endpoint``), else its environment variable (gcloud's convention:
+``CLOUDSDK_API_ENDPOINT_OVERRIDES_CONTAINER``, ``..._COMPUTE``, ``..._CLOUDQUOTAS``), else
+Google's (``https://container.googleapis.com/``, ``https://compute.googleapis.com/compute/``,
+``https://cloudquotas.googleapis.com/``). Accepted forms: a scheme and host with an optional path
 prefix, with or without a trailing slash, with or without a trailing ``v1`` (``http://h:8080``,
 ``http://h:8080/``, ``http://h:8080/v1``, ``http://h:8080/v1/`` and ``https://proxy/container/v1/``
 are all fine); requests go to ``<endpoint without v1>/v1/<path>``.
@@ -29,6 +34,7 @@ import os
 import random
 import re
 import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import missing_required_lib
@@ -54,6 +60,63 @@ DEFAULT_ENDPOINT = "https://container.googleapis.com/"
 ENDPOINT_ENV = "CLOUDSDK_API_ENDPOINT_OVERRIDES_CONTAINER"
 API_VERSION = "v1"
 USER_AGENT = "llmd.gke-ansible-collection"
+
+
+@dataclass(frozen=True)
+class GcpService:
+    """A Google API the client can call, and how its endpoint and hints are named."""
+
+    name: str  # the service keyword of GcpClient
+    host: str  # the service name for "gcloud services enable"
+    label: str  # how messages name the API
+    title: str  # the API's name in the console
+    default_endpoint: str
+    env: str  # gcloud's endpoint override variable
+    param: str  # the module parameter with the endpoint
+    role: str  # the predefined role that covers what the collection does with the API
+
+
+SERVICES = {
+    "container": GcpService(
+        "container",
+        "container.googleapis.com",
+        "GKE API",
+        "Kubernetes Engine API",
+        DEFAULT_ENDPOINT,
+        ENDPOINT_ENV,
+        "api_endpoint",
+        "roles/container.admin (Kubernetes Engine Admin)",
+    ),
+    "compute": GcpService(
+        "compute",
+        "compute.googleapis.com",
+        "Compute Engine API",
+        "Compute Engine API",
+        "https://compute.googleapis.com/compute/",
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE",
+        "compute_api_endpoint",
+        "roles/compute.viewer (Compute Viewer)",
+    ),
+    "cloudquotas": GcpService(
+        "cloudquotas",
+        "cloudquotas.googleapis.com",
+        "Cloud Quotas API",
+        "Cloud Quotas API",
+        "https://cloudquotas.googleapis.com/",
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDQUOTAS",
+        "quotas_api_endpoint",
+        "roles/cloudquotas.viewer (Cloud Quotas Viewer)",
+    ),
+}
+
+
+def service_of(name: str) -> GcpService:
+    """The GcpService called name; ValueError for an unknown one (a programming error)."""
+    try:
+        return SERVICES[name]
+    except KeyError:
+        raise ValueError(f"unknown GCP service {name!r}; known: {', '.join(SERVICES)}") from None
+
 
 RETRYABLE_HTTP = (429, 502, 503, 504)
 OPERATION_IN_PROGRESS_RE = re.compile(
@@ -165,15 +228,16 @@ class GcpTimeout(Exception):
 
 
 # --------------------------------------------------------------------------- endpoint
-def normalize_endpoint(value: str | None) -> str:
+def normalize_endpoint(value: str | None, service: str = "container") -> str:
     """The API root without the version, ending with one slash (see the module docstring)."""
-    endpoint = (value or "").strip() or DEFAULT_ENDPOINT
+    svc = service_of(service)
+    endpoint = (value or "").strip() or svc.default_endpoint
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise GcpApiError(
-            f"Invalid GKE API endpoint {endpoint!r}",
-            hint="Give a URL such as https://container.googleapis.com/ (api_endpoint or "
-            f"{ENDPOINT_ENV}); a trailing v1/ is optional.",
+            f"Invalid {svc.label} endpoint {endpoint!r}",
+            hint=f"Give a URL such as {svc.default_endpoint} ({svc.param} or "
+            f"{svc.env}); a trailing v1/ is optional.",
         )
     path = re.sub(r"/{2,}", "/", parts.path).strip("/")
     if path == API_VERSION or path.endswith("/" + API_VERSION):
@@ -182,9 +246,11 @@ def normalize_endpoint(value: str | None) -> str:
     return f"{root}{path}/" if path else root
 
 
-def endpoint_from(params: dict) -> str:
-    """api_endpoint param, else $CLOUDSDK_API_ENDPOINT_OVERRIDES_CONTAINER, else the default."""
-    return normalize_endpoint(params.get("api_endpoint") or os.environ.get(ENDPOINT_ENV))
+def endpoint_from(params: dict, service: str = "container", endpoint: str | None = None) -> str:
+    """endpoint, else the service's param (api_endpoint...), else its environment variable
+    ($CLOUDSDK_API_ENDPOINT_OVERRIDES_CONTAINER...), else Google's."""
+    svc = service_of(service)
+    return normalize_endpoint(endpoint or params.get(svc.param) or os.environ.get(svc.env), service)
 
 
 def region_of(location: str | None) -> str | None:
@@ -231,21 +297,59 @@ def _quota_hint(message: str, project: str | None, location: str | None) -> str:
     )
 
 
-def _permission_hint(message: str, project: str | None, principal: str | None) -> str:
-    if re.search(r"has not been used in project|is disabled|SERVICE_DISABLED", message):
+SERVICE_DISABLED_RE = re.compile(r"has not been used in project|is disabled|SERVICE_DISABLED")
+PERMISSION_NAME_RE = re.compile(
+    r"\b((?:container|compute|cloudquotas|iam|serviceusage)\.(?!googleapis\b)[a-zA-Z]+\.[a-zA-Z]+)\b"
+)
+
+
+def is_service_disabled(message: str | None) -> bool:
+    """Whether a 403 message says that the API is not enabled in the project."""
+    return bool(SERVICE_DISABLED_RE.search(message or ""))
+
+
+def _permission_hint(
+    message: str, project: str | None, principal: str | None, service: str = "container"
+) -> str:
+    svc = service_of(service)
+    if is_service_disabled(message):
         return (
-            "Enable the Kubernetes Engine API: gcloud services enable container.googleapis.com"
+            f"Enable the {svc.title}: gcloud services enable {svc.host}"
             + (f" --project {project}" if project else "")
             + ", wait a minute, then run again."
         )
-    match = re.search(r"\b(container\.[a-zA-Z]+\.[a-zA-Z]+|iam\.[a-zA-Z]+\.[a-zA-Z]+)\b", message)
+    match = PERMISSION_NAME_RE.search(message)
     needed = f"the permission {match.group(1)}" if match else "the missing permission"
     who = principal or "the credentials' principal"
     where = f" on project {project}" if project else ""
+    extra = (
+        "; node pools also need roles/iam.serviceAccountUser on the nodes' service account"
+        if svc.name == "container"
+        else ""
+    )
     return (
-        f"Permission denied: grant {who} roles/container.admin (Kubernetes Engine Admin){where}, "
-        f"or a role with {needed}; node pools also need roles/iam.serviceAccountUser on the "
-        "nodes' service account. Check the project is the one you meant."
+        f"Permission denied: grant {who} {svc.role}{where}, or a role with {needed}{extra}. "
+        "Check the project is the one you meant."
+    )
+
+
+def _not_found_hint(project: str | None, location: str | None, service: str) -> str:
+    in_project = f" ({project})" if project else ""
+    if service == "compute":
+        return (
+            f"Not found: check the project{in_project}, the zone or region"
+            + (f" ({location})" if location else "")
+            + " and the resource name (a machine type the zone does not offer is not found too)."
+        )
+    if service == "cloudquotas":
+        return (
+            f"Not found: check the project{in_project}, the service and the quota id (ids differ "
+            "between services; 'gcloud beta quotas info list --service=SERVICE' lists them)."
+        )
+    return (
+        f"Not found: check the project{in_project}, the location"
+        + (f" ({location})" if location else "")
+        + " (zone or region, as the resource was created) and the cluster/node pool name."
     )
 
 
@@ -268,8 +372,14 @@ def hint_for(
     location: str | None = None,
     principal: str | None = None,
     in_operation: bool = False,
+    service: str = "container",
 ) -> str | None:
-    """What to do about an error, or None when there is nothing better than Google's message."""
+    """What to do about an error, or None when there is nothing better than Google's message.
+
+    ``service`` (a key of SERVICES) names the API in the hints: which API to enable, which role
+    to grant.
+    """
+    svc = service_of(service)
     message = message or ""
     if STOCKOUT_RE.search(message):
         return _stockout_hint(location)
@@ -281,22 +391,18 @@ def hint_for(
             + WAYS_TO_AUTHENTICATE
         )
     if status == 403 or grpc_status == "PERMISSION_DENIED":
-        return _permission_hint(message, project, principal)
+        return _permission_hint(message, project, principal, service)
     if in_operation and grpc_status == "RESOURCE_EXHAUSTED":
         return _stockout_hint(location)
     if status == 404 or grpc_status == "NOT_FOUND":
-        return (
-            "Not found: check the project"
-            + (f" ({project})" if project else "")
-            + ", the location"
-            + (f" ({location})" if location else "")
-            + " (zone or region, as the resource was created) and the cluster/node pool name."
-        )
+        return _not_found_hint(project, location, svc.name)
     if status == 409 or grpc_status == "ALREADY_EXISTS":
         return (
             "It already exists: read and adopt the existing resource, choose another name, or "
             "delete the existing one first."
         )
+    if (status == 429 or grpc_status == "RESOURCE_EXHAUSTED") and svc.name != "container":
+        return f"Too many requests to the {svc.label}: wait a minute and run again."
     if status == 429 or grpc_status == "RESOURCE_EXHAUSTED":
         return (
             "Too many requests or concurrent operations in this project: wait for running "
@@ -308,7 +414,7 @@ def hint_for(
             "(gcloud container operations list) and run again."
         )
     if status in (500, 502, 503, 504) or grpc_status in ("UNAVAILABLE", "INTERNAL"):
-        return "The GKE API had a transient failure: run again in a few minutes."
+        return f"The {svc.label} had a transient failure: run again in a few minutes."
     if status == 400 or grpc_status in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"):
         return "The request was rejected: check the settings named in the message."
     return None
@@ -316,12 +422,15 @@ def hint_for(
 
 # --------------------------------------------------------------------------- client
 class GcpClient:
-    """Authorized REST calls to the GKE API with retries, error hints and Operation waiting.
+    """Authorized REST calls to a Google API with retries, error hints and Operation waiting.
 
     ``params`` are module parameters with the gcp_auth options (auth_kind, access_token,
-    project, ...) and optionally ``api_endpoint``. ``module`` (an AnsibleModule) is optional: with
-    it, a missing library fails the module with the usual message and retries are logged with
-    ``module.debug``. Retry settings are keyword arguments (small values in tests).
+    project, ...) and optionally the service's endpoint parameter (``api_endpoint`` for the GKE
+    API). ``service`` picks the API (a key of SERVICES: ``container``, the default, ``compute``,
+    ``cloudquotas``); ``endpoint`` overrides the endpoint from params and environment.
+    ``module`` (an AnsibleModule) is optional: with it, a missing library fails the module with
+    the usual message and retries are logged with ``module.debug``. Retry settings are keyword
+    arguments (small values in tests). Operation waiting is the GKE API's (container).
     """
 
     def __init__(
@@ -329,6 +438,8 @@ class GcpClient:
         params: dict,
         module=None,
         *,
+        service: str = "container",
+        endpoint: str | None = None,
         max_retries: int = 6,
         backoff_base: float = 1.0,
         backoff_max: float = 30.0,
@@ -336,6 +447,7 @@ class GcpClient:
         request_timeout: float = 60.0,
     ) -> None:
         self.module = module
+        self.service = service_of(service)
         if not HAS_GCP_REST:
             if module is not None:
                 module.fail_json(
@@ -346,7 +458,7 @@ class GcpClient:
                 f"google-auth and requests are required: {GCP_REST_IMPORT_ERROR}",
                 hint="pip install google-auth requests",
             )
-        self.endpoint = endpoint_from(params)
+        self.endpoint = endpoint_from(params, service, endpoint)
         self.api_root = f"{self.endpoint}{API_VERSION}/"
         self.gcp_credentials = load_credentials(params)
         self.project = self.gcp_credentials.project
@@ -434,6 +546,7 @@ class GcpClient:
                 project=project,
                 location=location,
                 principal=self.gcp_credentials.principal,
+                service=self.service.name,
             ),
             method=method,
             url=self._redact_url(url),
@@ -483,8 +596,8 @@ class GcpClient:
                 safe = method == "GET" or isinstance(exc, requests.ConnectTimeout)
                 error = GcpApiError(
                     self.scrub(f"{type(exc).__name__}: {exc}"),
-                    hint=f"Check that the API endpoint {self.endpoint} is reachable "
-                    "(network, proxy, api_endpoint / " + ENDPOINT_ENV + ").",
+                    hint=f"Check that the API endpoint {self.endpoint} is reachable (network, "
+                    f"proxy, {self.service.param} / {self.service.env}).",
                     method=method,
                     url=shown,
                     attempts=attempt,
@@ -511,7 +624,7 @@ class GcpClient:
                         raise GcpApiError(
                             self.scrub(f"The answer is not JSON: {(response.text or '')[:200]!r}"),
                             response.status_code,
-                            hint="Check that the API endpoint points at the GKE API.",
+                            hint=f"Check that the API endpoint points at the {self.service.label}.",
                             method=method,
                             url=shown,
                         ) from exc

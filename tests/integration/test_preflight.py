@@ -7,6 +7,7 @@ import json
 import stat
 
 import pytest
+import requests
 from conftest import ROOT
 
 HF_TOKEN = "hf_KnownSecretValue0123456789abcdef"
@@ -16,8 +17,9 @@ REGISTRY_AUTH_B64 = base64.b64encode(f"me:{REGISTRY_PASSWORD}".encode()).decode(
 
 
 @pytest.fixture
-def good_env(ansible_env, tmp_path):
-    """Everything a full run needs: project, access token, HF token, registry credentials."""
+def good_env(ansible_env, tmp_path, sandbox_emulator):
+    """Everything a full run needs: project, access token, HF token, registry credentials, and
+    the emulator as GKE, Compute and Cloud Quotas API (nothing reaches Google)."""
     auth_dir = tmp_path / "home" / ".config" / "containers"
     auth_dir.mkdir(parents=True)
     (auth_dir / "auth.json").write_text(
@@ -28,6 +30,9 @@ def good_env(ansible_env, tmp_path):
         "GCP_AUTH_KIND": "accesstoken",
         "GCP_ACCESS_TOKEN": ACCESS_TOKEN,
         "HF_TOKEN": HF_TOKEN,
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_CONTAINER": sandbox_emulator.gke_url,
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE": sandbox_emulator.gke_url + "/compute/",
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDQUOTAS": sandbox_emulator.gke_url + "/cloudquotas/",
     }
 
 
@@ -163,3 +168,110 @@ def test_registry_without_the_red_hat_entry_names_what_it_has(playbook, good_env
     assert run.rc != 0
     assert f"No credentials for registry.redhat.io in {auth} (it has: quay.io)" in run
     assert REGISTRY_AUTH_B64 not in run.output
+
+
+# --------------------------------------------------------------------------- GCP capacity
+SANDBOX_PROJECT = "llmd-sandbox"
+PREFLIGHT_ONLY = ("--tags", "preflight")
+
+
+def sandbox_clusters(emulator, zone: str = "europe-west4-a") -> list[dict]:
+    url = f"{emulator.gke_url}/v1/projects/{SANDBOX_PROJECT}/locations/{zone}/clusters"
+    response = requests.get(url, headers={"Authorization": "Bearer test"}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json().get("clusters", [])
+
+
+@pytest.fixture
+def emulator_faults(sandbox_emulator):
+    """add(**spec) injects a fault into the emulator; all are removed after the test."""
+    url = f"{sandbox_emulator.admin_url}/faults"
+
+    def add(**spec) -> None:
+        assert requests.post(url, json=spec, timeout=10).status_code == 201
+
+    yield add
+    assert requests.delete(url, timeout=10).status_code == 200
+
+
+def test_sandbox_capacity_passes_for_cluster_and_tpu(site):
+    run = site(*PREFLIGHT_ONLY, "-e", '{"preflight_phases": ["cluster", "tpu"]}')
+    assert run.rc == 0, run.output
+    for text in (
+        "OK: Zone europe-west4-a offers machine type n1-standard-4",
+        "OK: Zone europe-west4-a offers machine type ct6e-standard-4t",
+        # (YAML output doubles the apostrophe of "pool's")
+        "OK: TPU chip quota TPUS-PER-TPU-FAMILY-per-project-region (CT6E) in europe-west4 is 64: "
+        "it covers the pool",
+        "maximum of 12 chips",
+        "external IP addresses are free in europe-west4",
+    ):
+        assert text in run, f"missing {text!r} in:\n{run.output}"
+    assert "[WARNING]: Could not" not in run.output
+
+
+def test_capacity_problems_stop_the_run_before_anything_is_created(site, sandbox_emulator):
+    # europe-west1-b offers no TPU v6e and its region has no CT6E quota.
+    run = site("--tags", "cluster,tpu", "-e", "llmd_gcp_zone=europe-west1-b")
+    assert run.rc != 0
+    expected = [
+        "Preflight found 2 problem(s):",
+        "Zone europe-west1-b does not offer machine type ct6e-standard-4t",
+        "Zones that offer it: asia-northeast1-b, europe-west4-a,",
+        "TPU chip quota too low: the TPU pool may grow to 12 CT6E chips in europe-west1, but "
+        "quota TPUS-PER-TPU-FAMILY-per-project-region (project default) is 0. Request at least 12",
+    ]
+    for text in expected:
+        assert text in run, f"missing {text!r} in:\n{run.output}"
+    assert "OK: Zone europe-west1-b offers machine type n1-standard-4" in run
+    assert sandbox_clusters(sandbox_emulator, "europe-west1-b") == []
+    assert sandbox_clusters(sandbox_emulator) == []
+
+
+def test_too_few_external_ips_for_the_cluster_phase(site, sandbox_emulator):
+    quota = {"gke": {"region_quotas": {"europe-west4": {"IN_USE_ADDRESSES": 1}}}}
+    sandbox_emulator.admin_post("/config", quota)
+    try:
+        run = site("--tags", "cluster")
+    finally:
+        quota["gke"]["region_quotas"]["europe-west4"]["IN_USE_ADDRESSES"] = 575
+        sandbox_emulator.admin_post("/config", quota)
+    assert run.rc != 0
+    assert "Preflight found 1 problem(s):" in run, run.output
+    assert "Only 1 external IP addresses are free in europe-west4" in run
+    assert "request a higher IN_USE_ADDRESSES quota for europe-west4" in run
+    assert "offers machine type ct6e-standard-4t" not in run  # the tpu phase is not selected
+    assert sandbox_clusters(sandbox_emulator) == []
+
+
+def test_no_permission_to_read_the_quota_is_a_warning(site, emulator_faults):
+    emulator_faults(
+        method="GET",
+        path="/quotaInfos/",
+        status=403,
+        message="Permission 'cloudquotas.quotas.get' denied on resource (or it may not exist).",
+    )
+    run = site(
+        *PREFLIGHT_ONLY,
+        "--check",
+        "-e",
+        '{"preflight_phases": ["tpu"], "preflight_tpu_quota_id": "MY-TPU-QUOTA"}',
+    )
+    assert run.rc == 0, run.output
+    assert "[WARNING]: Could not check the TPU chip quota for CT6E in europe-west4" in run
+    assert "no permission to read quota MY-TPU-QUOTA" in run
+    assert "is at least 12" in run and "roles/cloudquotas.viewer" in run
+    assert "WARNING: Could not check the TPU chip quota" in run  # also in the summary
+    assert "Preflight found" not in run.output
+
+
+def test_unreachable_compute_api_is_one_problem(site):
+    run = site(
+        *PREFLIGHT_ONLY,
+        "-e",
+        '{"preflight_phases": ["cluster"], "llmd_compute_api_endpoint": "http://127.0.0.1:9/"}',
+    )
+    assert run.rc != 0
+    assert "Preflight found 1 problem(s):" in run, run.output
+    assert "Could not reach the Compute Engine API to check that zone europe-west4-a offers" in run
+    assert "compute_api_endpoint / CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE" in run

@@ -13,6 +13,7 @@ from ansible_collections.llmd.gke.plugins.module_utils.gcp import (
     GcpApiError,
     GcpClient,
     GcpTimeout,
+    hint_for,
     normalize_endpoint,
 )
 
@@ -67,7 +68,8 @@ def params(endpoint: str | None, **overrides) -> dict:
 
 @pytest.fixture(autouse=True)
 def no_endpoint_override(monkeypatch):
-    monkeypatch.delenv("CLOUDSDK_API_ENDPOINT_OVERRIDES_CONTAINER", raising=False)
+    for service in ("CONTAINER", "COMPUTE", "CLOUDQUOTAS"):
+        monkeypatch.delenv(f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{service}", raising=False)
 
 
 @pytest.fixture
@@ -323,3 +325,113 @@ def test_no_token_in_error_text(client, cluster, faults):
     with pytest.raises(GcpApiError) as err:
         client.get(f"{PREFIX}/clusters/nope")
     assert TOKEN not in str(err.value) and "Authorization" not in str(err.value)
+
+
+# --------------------------------------------------------------------------- other services
+COMPUTE_PATH = f"projects/proj/zones/{LOCATION}/machineTypes/n1-standard-4"
+QUOTA_PATH = (
+    "projects/proj/locations/global/services/compute.googleapis.com/quotaInfos/"
+    "TPUS-PER-TPU-FAMILY-per-project-region"
+)
+
+
+@pytest.mark.parametrize(
+    ("service", "given", "expected"),
+    [
+        ("compute", None, "https://compute.googleapis.com/compute/"),
+        (
+            "compute",
+            "https://compute.googleapis.com/compute/v1/",
+            "https://compute.googleapis.com/compute/",
+        ),
+        ("compute", "http://127.0.0.1:8080/compute", "http://127.0.0.1:8080/compute/"),
+        ("cloudquotas", "", "https://cloudquotas.googleapis.com/"),
+        (
+            "cloudquotas",
+            "http://127.0.0.1:8080/cloudquotas/v1",
+            "http://127.0.0.1:8080/cloudquotas/",
+        ),
+    ],
+)
+def test_endpoint_forms_of_other_services(service, given, expected):
+    assert normalize_endpoint(given, service) == expected
+
+
+def test_invalid_endpoint_names_the_service_setting():
+    with pytest.raises(GcpApiError) as err:
+        normalize_endpoint("compute.googleapis.com", "compute")
+    assert "Invalid Compute Engine API endpoint" in str(err.value)
+    assert "compute_api_endpoint or CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE" in err.value.hint
+    with pytest.raises(ValueError, match="unknown GCP service 'storage'"):
+        GcpClient(params(None), service="storage")
+
+
+def test_each_service_has_its_own_endpoint_setting(emulator, monkeypatch):
+    both = params(
+        emulator.gke_url,
+        compute_api_endpoint=emulator.gke_url + "/compute/v1/",
+        quotas_api_endpoint="http://127.0.0.1:9/",
+    )
+    compute = GcpClient(both, service="compute", **FAST)
+    assert compute.api_root == emulator.gke_url + "/compute/v1/"
+    assert compute.get(COMPUTE_PATH)["guestCpus"] == 4
+    # The explicit endpoint wins over the parameter, which wins over the environment.
+    monkeypatch.setenv("CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDQUOTAS", "http://127.0.0.1:9/")
+    quotas = GcpClient(both, service="cloudquotas", endpoint=emulator.gke_url + "/cloudquotas/")
+    assert quotas.get(QUOTA_PATH)["quotaId"] == "TPUS-PER-TPU-FAMILY-per-project-region"
+    monkeypatch.setenv("CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE", emulator.gke_url + "/compute/")
+    from_env = GcpClient(params(emulator.gke_url), service="compute", **FAST)
+    assert from_env.get(COMPUTE_PATH)["name"] == "n1-standard-4"
+    # The GKE client is unchanged: api_endpoint and its own variable only.
+    assert GcpClient(both, **FAST).api_root == emulator.gke_url + "/v1/"
+
+
+def test_hints_name_the_service(emulator, faults):
+    compute = GcpClient(
+        params(None, compute_api_endpoint=emulator.gke_url + "/compute/"), service="compute", **FAST
+    )
+    faults(
+        method="GET",
+        path="/machineTypes/",
+        status=403,
+        message="Required 'compute.machineTypes.get' permission for 'projects/proj'",
+        times=1,
+    )
+    with pytest.raises(GcpApiError) as err:
+        compute.get(COMPUTE_PATH)
+    assert "roles/compute.viewer (Compute Viewer) on project proj" in err.value.hint
+    assert "the permission compute.machineTypes.get" in err.value.hint
+    assert "container" not in err.value.hint
+    disabled = (
+        "Cloud Quotas API has not been used in project proj before or it is disabled. Enable it "
+        "at https://console.developers.google.com/apis/api/cloudquotas.googleapis.com/overview"
+    )
+    faults(method="GET", path="/quotaInfos/", status=403, message=disabled, times=1)
+    quotas = GcpClient(
+        params(None), service="cloudquotas", endpoint=emulator.gke_url + "/cloudquotas/", **FAST
+    )
+    with pytest.raises(GcpApiError) as err:
+        quotas.get(QUOTA_PATH)
+    assert "Enable the Cloud Quotas API: gcloud services enable cloudquotas.googleapis.com" in (
+        err.value.hint
+    )
+    with pytest.raises(GcpApiError) as err:
+        quotas.get(QUOTA_PATH.replace("TPUS-PER", "NOPE"))
+    assert err.value.status == 404 and "quota id" in err.value.hint
+    faults(method="GET", path="/regions/", status=503)
+    with pytest.raises(GcpApiError) as err:
+        compute.get("projects/proj/regions/europe-west4")
+    assert (
+        err.value.hint
+        == "The Compute Engine API had a transient failure: run again in a few minutes."
+    )
+    unreachable = GcpClient(params(None), service="compute", endpoint="http://127.0.0.1:9/", **FAST)
+    with pytest.raises(GcpApiError) as err:
+        unreachable.get(COMPUTE_PATH)
+    assert "compute_api_endpoint / CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE" in err.value.hint
+
+
+def test_permission_name_is_not_taken_from_an_api_host():
+    message = "Permission denied on resource '//cloudquotas.googleapis.com/projects/p/x'"
+    hint = hint_for(403, "PERMISSION_DENIED", message, service="cloudquotas")
+    assert "the missing permission" in hint and "roles/cloudquotas.viewer" in hint
