@@ -176,3 +176,67 @@ def max_chips(tpu: TpuSlice, node_count: int, autoscaling: bool, max_nodes: int 
     """Chips the pool may hold at most (what the TPU quota must cover)."""
     nodes = max_nodes if autoscaling and max_nodes is not None else node_count
     return nodes * tpu.chips_per_node
+
+
+# --------------------------------------------------------------------------- node verification
+TPU_TAINT_KEY = "google.com/tpu"
+TPU_RESOURCE = "google.com/tpu"
+ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
+TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
+
+
+def _is_ready(node: dict) -> bool:
+    for condition in (node.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return condition.get("status") == "True"
+    return False
+
+
+def node_problems(nodes: list, tpu: dict, lasting_only: bool = False) -> list[str]:
+    """What is wrong with the Nodes of a TPU pool, one message per problem (empty when fine).
+
+    ``tpu`` is ``TpuSlice.as_dict()`` (accelerator, topology, chips_per_node). Each Node must be
+    Ready, carry the accelerator and topology labels GKE sets, the ``google.com/tpu=present:
+    NoSchedule`` taint, and ``google.com/tpu`` capacity equal to the chips per node.
+    A Node that is not Ready yet or whose TPU device plugin has not registered the chips yet (no
+    or zero capacity) may still become right; ``lasting_only`` leaves those out, so that a caller
+    waiting for the nodes can stop at once on a problem that waiting will not fix.
+    """
+    problems = []
+    transient = []
+    chips = str(tpu["chips_per_node"])
+    for node in nodes or []:
+        meta = node.get("metadata") or {}
+        name = meta.get("name", "?")
+        labels = meta.get("labels") or {}
+        for label, wanted in (
+            (ACCELERATOR_LABEL, tpu["accelerator"]),
+            (TOPOLOGY_LABEL, tpu["topology"]),
+        ):
+            if labels.get(label) != wanted:
+                problems.append(
+                    f"Node {name}: label {label} is {labels.get(label)!r}, expected {wanted!r} "
+                    "(GKE sets it from the pool's machine type and topology: check the pool was "
+                    "created with the intended llmd_tpu_machine_type and llmd_tpu_topology)."
+                )
+        taints = (node.get("spec") or {}).get("taints") or []
+        if not any(
+            t.get("key") == TPU_TAINT_KEY
+            and t.get("value") == "present"
+            and t.get("effect") == "NoSchedule"
+            for t in taints
+        ):
+            problems.append(
+                f"Node {name}: the taint {TPU_TAINT_KEY}=present:NoSchedule is missing (GKE adds "
+                "it to TPU nodes; without it other workloads land on the TPU VM)."
+            )
+        capacity = ((node.get("status") or {}).get("capacity") or {}).get(TPU_RESOURCE)
+        if str(capacity) != chips:
+            (transient if capacity in (None, "0", 0) else problems).append(
+                f"Node {name}: capacity {TPU_RESOURCE} is {capacity!r}, expected {chips} (the TPU "
+                "device plugin has not registered the chips yet, or the node is not a "
+                f"{tpu['machine_type']} VM)."
+            )
+        if not _is_ready(node):
+            transient.append(f"Node {name} is not Ready (kubectl describe node {name}).")
+    return problems if lasting_only else problems + transient

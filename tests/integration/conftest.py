@@ -25,6 +25,9 @@ AMBIENT = (
     "REGISTRY_AUTH_FILE",
     "XDG_CONFIG_HOME",
     "CLOUDSDK_API_ENDPOINT_OVERRIDES_CONTAINER",
+    "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE",
+    "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDQUOTAS",
+    "LLMD_GKE_PROGRESS_INTERVAL",
     "ANSIBLE_CONFIG",
     "ANSIBLE_INVENTORY",
 )
@@ -88,6 +91,9 @@ from llmd_emulator.testing import running_emulator  # noqa: E402
 def sandbox_emulator(tmp_path_factory):
     """A background emulator shared by one test module (compressed time)."""
     with running_emulator(tmp_path_factory.mktemp("emulator"), time_scale=0.01) as endpoints:
+        # The emulated cluster-autoscaler removes an idle Node after AUTOSCALE_DOWN emulated
+        # seconds (6 s here): keep Nodes while a test compares the state of two runs.
+        endpoints.admin_post("/config", {"gke": {"durations": {"AUTOSCALE_DOWN": 10**7}}})
         yield endpoints
 
 
@@ -99,7 +105,13 @@ def site(playbook, sandbox_emulator):
         endpoints = json.dumps(
             {
                 "llmd_gke_api_endpoint": sandbox_emulator.gke_url,
-                "llmd_kubeconfig": sandbox_emulator.kubeconfig,
+                "llmd_compute_api_endpoint": sandbox_emulator.gke_url + "/compute/",
+                "llmd_quotas_api_endpoint": sandbox_emulator.gke_url + "/cloudquotas/",
+                # The emulated GKE takes any token; its Kubernetes API only its own, which
+                # stands for the Google access token a real cluster accepts.
+                "llmd_gcp_access_token": sandbox_emulator.token,
+                # Written by the cluster phase (not the emulator's own kubeconfig).
+                "llmd_kubeconfig": str(Path(sandbox_emulator.state_dir) / "llmd-kubeconfig.yaml"),
             }
         )
         return playbook("site.yml", "-i", "inventories/sandbox", "-e", endpoints, *args, env=env)
