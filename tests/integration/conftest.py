@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -117,6 +118,44 @@ def site(playbook, sandbox_emulator):
         return playbook("site.yml", "-i", "inventories/sandbox", "-e", endpoints, *args, env=env)
 
     return run
+
+
+def tasks_runner(playbook, tmp_path: Path, *, name: str = "tasks", env=None, module_defaults=None):
+    """execute(tasks, *ansible_args) -> (Run, [registered results]): one play on localhost.
+
+    Every task is registered and ignores errors; a last task writes their results to JSON, so a
+    test asserts on what each module returned rather than on the printed output.
+    """
+
+    def execute(tasks: list[dict], *args: str):
+        results = tmp_path / "results.json"
+        results.unlink(missing_ok=True)
+        named = [dict(task, register=f"r{i}", ignore_errors=True) for i, task in enumerate(tasks)]
+        everything = "{{ [" + ", ".join(f"r{i}" for i in range(len(tasks))) + "] | to_json }}"
+        named.append(
+            {
+                "name": "Save the results",
+                "ansible.builtin.copy": {"content": everything, "dest": str(results)},
+                "check_mode": False,
+                "changed_when": False,
+            }
+        )
+        play = {
+            "name": name,
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "vars": {"ansible_python_interpreter": sys.executable},
+            **({"module_defaults": module_defaults} if module_defaults else {}),
+            "tasks": named,
+        }
+        book = tmp_path / "play.yml"
+        book.write_text(yaml.safe_dump([play], sort_keys=False))
+        outcome = playbook(str(book), "-i", "localhost,", *args, env=env)
+        assert results.exists(), outcome.output
+        return outcome, json.loads(results.read_text())
+
+    return execute
 
 
 def recap(run: Run) -> dict[str, int]:

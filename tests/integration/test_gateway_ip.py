@@ -17,12 +17,11 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 
 import pytest
 import requests
 import yaml
-from conftest import VENV_BIN, recap, running_emulator
+from conftest import VENV_BIN, recap, running_emulator, tasks_runner
 
 NS = "opendatahub"
 API = "gateway.networking.k8s.io/v1"
@@ -149,38 +148,11 @@ def run(emulator, playbook, tmp_path):
     K8S_AUTH_KUBECONFIG points kubernetes.core and the module at the emulator.
     """
 
-    def execute(tasks: list[dict], *args: str):
-        results = tmp_path / "results.json"
-        results.unlink(missing_ok=True)
-        named = [dict(task, register=f"r{i}", ignore_errors=True) for i, task in enumerate(tasks)]
-        everything = "{{ [" + ", ".join(f"r{i}" for i in range(len(tasks))) + "] | to_json }}"
-        named.append(
-            {
-                "name": "Save the results",
-                "ansible.builtin.copy": {"content": everything, "dest": str(results)},
-                "check_mode": False,
-                "changed_when": False,
-            }
-        )
-        play = {
-            "name": "gateway_ip",
-            "hosts": "localhost",
-            "connection": "local",
-            "gather_facts": False,
-            "vars": {"ansible_python_interpreter": sys.executable},
-            "tasks": named,
-        }
-        book = tmp_path / "play.yml"
-        book.write_text(yaml.safe_dump([play], sort_keys=False))
-        env = {
-            "K8S_AUTH_KUBECONFIG": emulator.kubeconfig,
-            "ANSIBLE_ASYNC_DIR": str(tmp_path / "async"),
-        }
-        outcome = playbook(str(book), "-i", "localhost,", *args, env=env)
-        assert results.exists(), outcome.output
-        return outcome, json.loads(results.read_text())
-
-    return execute
+    env = {
+        "K8S_AUTH_KUBECONFIG": emulator.kubeconfig,
+        "ANSIBLE_ASYNC_DIR": str(tmp_path / "async"),
+    }
+    return tasks_runner(playbook, tmp_path, name="gateway_ip", env=env)
 
 
 # --------------------------------------------------------------------------- tests

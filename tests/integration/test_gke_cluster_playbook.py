@@ -9,16 +9,13 @@ as on the PLAY RECAP and the emulator's state.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 import urllib.request
 from itertools import pairwise
 
 import pytest
 import requests
-import yaml
-from conftest import recap, running_emulator
+from conftest import recap, running_emulator, tasks_runner
 
 PROJECT = "llmd-it"
 ZONE = "europe-west4-a"
@@ -163,46 +160,17 @@ def cluster_body(name: str, **extra) -> dict:
 def run(gke, playbook, tmp_path):
     """run(tasks, *ansible_args) -> (Run, [registered results]): one play on localhost."""
 
-    def execute(tasks: list[dict], *args: str):
-        results = tmp_path / "results.json"
-        results.unlink(missing_ok=True)
-        named = []
-        for index, task in enumerate(tasks):
-            named.append(dict(task, register=f"r{index}", ignore_errors=True))
-        everything = "{{ [" + ", ".join(f"r{i}" for i in range(len(tasks))) + "] | to_json }}"
-        named.append(
-            {
-                "name": "Save the results",
-                "ansible.builtin.copy": {"content": everything, "dest": str(results)},
-                "check_mode": False,
-                "changed_when": False,
-            }
-        )
-        play = {
-            "name": "gke_cluster",
-            "hosts": "localhost",
-            "connection": "local",
-            "gather_facts": False,
-            "vars": {"ansible_python_interpreter": sys.executable},
-            "module_defaults": {
-                "llmd.gke.gke_cluster": {
-                    "api_endpoint": gke.gke_url,
-                    "auth_kind": "accesstoken",
-                    "access_token": TOKEN,
-                    "project": PROJECT,
-                    "poll_interval": 1,
-                    "wait_timeout": 120,
-                }
-            },
-            "tasks": named,
+    defaults = {
+        "llmd.gke.gke_cluster": {
+            "api_endpoint": gke.gke_url,
+            "auth_kind": "accesstoken",
+            "access_token": TOKEN,
+            "project": PROJECT,
+            "poll_interval": 1,
+            "wait_timeout": 120,
         }
-        book = tmp_path / "play.yml"
-        book.write_text(yaml.safe_dump([play], sort_keys=False))
-        outcome = playbook(str(book), "-i", "localhost,", *args)
-        assert results.exists(), outcome.output
-        return outcome, json.loads(results.read_text())
-
-    return execute
+    }
+    return tasks_runner(playbook, tmp_path, name="gke_cluster", module_defaults=defaults)
 
 
 def cluster_task(name: str, **options) -> dict:
