@@ -1,0 +1,222 @@
+"""The operators phase (playbooks/operators.yml) through the real ansible-playbook and helm.
+
+Each test runs against its own emulator, with the in-repo stand-ins of
+tests/fixtures/platform/operators as the CRD and chart sources (no download). The emulator plays
+the operators: operator Deployments become Available, Istio/default Ready, CertManager/cluster
+and LeaderWorkerSetOperator/cluster Available; the scenario operator-held:<name> holds back the
+Deployments and operator CRs whose name contains <name>.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from conftest import ROOT, recap, running_emulator
+
+STANDINS = ROOT / "tests" / "fixtures" / "platform" / "operators"
+NAMESPACES = ("cert-manager-operator", "cert-manager", "istio-system", "openshift-lws-operator")
+OUR_CRDS = (
+    "gateways.gateway.networking.k8s.io",
+    "inferencepools.inference.networking.k8s.io",
+    "certmanagers.operator.openshift.io",
+    "istios.sailoperator.io",
+    "leaderworkersetoperators.operator.openshift.io",
+)
+# Credentials that must never show in any output (values of our own making).
+USER, PASSWORD = "ops-robot", "Op5-n3ver-Sh0wn-9f2c"
+OTHER_PASSWORD = "Quay-0nly-Secr3t-77ab"
+
+
+def auth(password: str = PASSWORD) -> dict:
+    return {
+        "auths": {
+            "registry.redhat.io": {"username": USER, "password": password},
+            "quay.io": {"auth": base64.b64encode(f"other:{OTHER_PASSWORD}".encode()).decode()},
+        }
+    }
+
+
+def extra_vars(endpoints, **more) -> str:
+    return json.dumps(
+        {
+            "llmd_kubeconfig": endpoints.kubeconfig,
+            "llmd_registry_auth": auth(),
+            "operators_gateway_api_crds": str(STANDINS / "gateway-api"),
+            "operators_inference_extension_crds": str(STANDINS / "inference-extension"),
+            "operators_chart_paths": {
+                "cert_manager": str(STANDINS / "charts" / "cert-manager-operator"),
+                "sail": str(STANDINS / "charts" / "sail-operator"),
+                "lws": str(STANDINS / "charts" / "lws-operator"),
+            },
+            "operators_ready_timeout": 120,
+            **more,
+        }
+    )
+
+
+def names(endpoints, kind: str, namespace: str | None = None) -> set[str]:
+    return {o["metadata"]["name"] for o in endpoints.objects(kind, namespace)}
+
+
+def pull_secret(endpoints, namespace: str) -> dict | None:
+    for obj in endpoints.objects("Secret", namespace):
+        if obj["metadata"]["name"] == "redhat-pull-secret":
+            return obj
+    return None
+
+
+def secret_auths(secret: dict) -> dict:
+    return json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))["auths"]
+
+
+def forbidden_texts(password: str) -> list[str]:
+    """The password and every encoding of it the role handles."""
+    pair = base64.b64encode(f"{USER}:{password}".encode()).decode()
+    config = json.dumps({"auths": {"registry.redhat.io": {"auth": pair}}}, separators=(",", ":"))
+    return [password, pair, base64.b64encode(config.encode()).decode(), OTHER_PASSWORD]
+
+
+def task_status(output: str, task: str) -> str:
+    """The first result word (ok, changed, skipping, fatal) after the header of that task."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("TASK [") and task in line)
+    for line in lines[start + 1 :]:
+        word = line.split(":", 1)[0]
+        if word in ("ok", "changed", "skipping", "fatal"):
+            return word
+    return ""
+
+
+def test_check_converge_rerun_check_and_the_secret_never_printed(playbook, tmp_path):
+    with running_emulator(tmp_path / "emu", time_scale=0.01) as endpoints:
+        args = ("playbooks/operators.yml", "-i", "inventories/sandbox", "-e", extra_vars(endpoints))
+
+        check = playbook(*args, "--check", timeout=600)
+        assert check.rc == 0, check.output[-3000:]
+        assert recap(check)["changed"] > 0
+        assert not names(endpoints, "Namespace") & set(NAMESPACES)
+        assert not names(endpoints, "CustomResourceDefinition") & set(OUR_CRDS)
+        assert not [o for o in endpoints.objects("Secret") if o["type"] == "helm.sh/release.v1"]
+        # Nothing to wait for in check mode on an empty cluster.
+        assert task_status(check.output, "Readiness gate") == "skipping"
+
+        converge = playbook(*args, "-vvv", timeout=600)
+        assert converge.rc == 0, converge.output[-3000:]
+        assert recap(converge)["changed"] > 0
+        for text in forbidden_texts(PASSWORD):
+            assert text not in converge.output
+        assert task_status(converge.output, "Readiness gate") == "ok"
+        assert set(OUR_CRDS) <= names(endpoints, "CustomResourceDefinition")
+        istio = [o for o in endpoints.objects("Istio") if o["metadata"]["name"] == "default"][0]
+        assert istio["spec"]["version"] == "v1.27.3"
+        env = istio["spec"]["values"]["pilot"]["env"]
+        assert env["ENABLE_GATEWAY_API_INFERENCE_EXTENSION"] == "true"
+        assert names(endpoints, "CertManager") == {"cluster"}
+        assert names(endpoints, "Infrastructure") == {"cluster"}
+        assert names(endpoints, "LeaderWorkerSetOperator") == {"cluster"}
+        for namespace in NAMESPACES:
+            secret = pull_secret(endpoints, namespace)
+            assert secret is not None, namespace
+            assert secret["type"] == "kubernetes.io/dockerconfigjson"
+            # Only the registry that needs it, never the other credentials of the auth config.
+            pair = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+            assert secret_auths(secret) == {"registry.redhat.io": {"auth": pair}}
+        releases = {o["metadata"]["name"] for o in endpoints.objects("Secret")}
+        for release in ("cert-manager-operator", "sail-operator", "lws-operator"):
+            assert any(name.startswith(f"sh.helm.release.v1.{release}.") for name in releases)
+
+        rerun = playbook(*args, timeout=600)
+        assert rerun.rc == 0, rerun.output[-3000:]
+        assert recap(rerun)["changed"] == 0, rerun.output[-5000:]
+
+        check_again = playbook(*args, "--check", timeout=600)
+        assert check_again.rc == 0, check_again.output[-3000:]
+        assert recap(check_again)["changed"] == 0, check_again.output[-5000:]
+        # On a converged cluster the gate runs in check mode too (it only reads).
+        assert task_status(check_again.output, "Readiness gate") == "ok"
+
+
+def test_the_gate_names_the_operator_held_back(playbook, tmp_path):
+    with running_emulator(tmp_path / "emu", time_scale=0.01) as endpoints:
+        endpoints.admin_post("/scenario", {"add": ["operator-held:openshift-lws-operator"]})
+        run = playbook(
+            "playbooks/operators.yml",
+            "-i",
+            "inventories/sandbox",
+            "-e",
+            extra_vars(endpoints, operators_ready_timeout=5),
+            timeout=600,
+        )
+        assert run.rc != 0
+        gate = run.output[run.output.index("TASK [llmd.gke.operators : Readiness gate]") :]
+        assert "2 of 18 objects not ready after" in run, gate
+        assert (
+            "Deployment openshift-lws-operator/openshift-lws-operator: Available is False, not True"
+            " (MinimumReplicasUnavailable" in run
+        ), gate
+        assert (
+            "LeaderWorkerSetOperator cluster: Available is False, not True (OperatorNotAvailable)"
+            in run
+        ), gate
+        # What is ready is not named.
+        assert "Istio default:" not in run
+        assert "servicemesh-operator3:" not in run
+
+
+PULL_SECRET_PLAY = """
+- name: Pull secret only
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Registry pull secret in llmd-ps
+      ansible.builtin.include_role:
+        name: llmd.gke.llmd
+        tasks_from: pull_secret
+      vars:
+        llmd_pull_secret_namespace: llmd-ps
+    - name: Result
+      ansible.builtin.debug:
+        msg: "PULL-SECRET-CHANGED={{ llmd_pull_secret_result.changed }}"
+"""
+
+
+def test_the_pull_secret_changes_only_with_its_content(playbook, tmp_path):
+    play = tmp_path / "pull_secret.yml"
+    play.write_text(PULL_SECRET_PLAY)
+    with running_emulator(tmp_path / "emu", time_scale=0.01) as endpoints:
+
+        def run(password: str, *more: str):
+            auth_file = tmp_path / "auth.json"
+            auth_file.write_text(json.dumps(auth(password)))
+            # From the auth file this time (llmd_registry_auth empty).
+            variables = {
+                "llmd_kubeconfig": endpoints.kubeconfig,
+                "llmd_registry_auth": "",
+                "llmd_registry_auth_file": str(auth_file),
+            }
+            out = playbook(
+                str(play), "-i", "inventories/sandbox", "-e", json.dumps(variables), *more
+            )
+            assert out.rc == 0, out.output[-3000:]
+            for text in forbidden_texts(password):
+                assert text not in out.output
+            return out
+
+        first = run(PASSWORD)
+        assert "PULL-SECRET-CHANGED=True" in first
+        created = pull_secret(endpoints, "llmd-ps")
+        version = created["metadata"]["resourceVersion"]
+
+        same = run(PASSWORD, "-vvv")
+        assert "PULL-SECRET-CHANGED=False" in same
+        assert recap(same)["changed"] == 0
+        assert pull_secret(endpoints, "llmd-ps")["metadata"]["resourceVersion"] == version
+
+        new_password = "R0tated-Pa55-41de"
+        rotated = run(new_password)
+        assert "PULL-SECRET-CHANGED=True" in rotated
+        pair = base64.b64encode(f"{USER}:{new_password}".encode()).decode()
+        assert secret_auths(pull_secret(endpoints, "llmd-ps")) == {
+            "registry.redhat.io": {"auth": pair}
+        }
