@@ -1,0 +1,172 @@
+"""Phase kserve (playbooks/kserve.yml) through the real ansible-playbook, kubectl and kustomize.
+
+Each test has its own emulator. The KServe sources are the in-repo stand-in
+(tests/fixtures/platform/kserve, `kserve_source_path`); what the operators phase would provide
+(namespace cert-manager, the cert-manager CRDs) comes from its `prerequisites/` directory.
+The emulator's cert-manager stand-in makes the issuers Ready and writes Secret
+cert-manager/opendatahub-ca; its workload controller runs the controller Deployment, or holds it
+back with the scenario operator-held:kserve-controller-manager.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+
+import pytest
+from conftest import ROOT, VENV_BIN, recap, running_emulator
+
+STAND_IN = ROOT / "tests" / "fixtures" / "platform" / "kserve"
+NS = "opendatahub"
+WEBHOOKS = {"llminferenceservice.serving.kserve.io", "llminferenceserviceconfig.serving.kserve.io"}
+TEMPLATES = {
+    "kserve-config-llm-template",
+    "kserve-config-llm-router-route",
+    "kserve-config-llm-scheduler",
+    "kserve-config-llm-decode-template",
+    "kserve-config-llm-prefill-template",
+}
+
+
+@pytest.fixture
+def emulator(tmp_path):
+    with running_emulator(tmp_path / "emulator", time_scale=0.01) as endpoints:
+        yield endpoints
+
+
+def kubectl(endpoints, *args: str) -> str:
+    proc = subprocess.run(
+        [str(VENV_BIN / "kubectl"), "--kubeconfig", endpoints.kubeconfig, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def operators_phase_stand_in(endpoints) -> None:
+    kubectl(endpoints, "apply", "-f", str(STAND_IN / "prerequisites"))
+
+
+def kserve(playbook, endpoints, *args: str, **extra):
+    variables = {
+        "llmd_kubeconfig": endpoints.kubeconfig,
+        "kserve_source_path": str(STAND_IN),
+        "kserve_wait_timeout": 60,
+        **extra,
+    }
+    return playbook(
+        "playbooks/kserve.yml", "-i", "inventories/sandbox", "-e", json.dumps(variables), *args
+    )
+
+
+def snapshot(endpoints) -> list[tuple]:
+    """Every stored object but Events and Pods, with its resourceVersion."""
+    return sorted(
+        (
+            o["kind"],
+            o["metadata"].get("namespace", ""),
+            o["metadata"]["name"],
+            o["metadata"].get("resourceVersion"),
+        )
+        for o in endpoints.state()["objects"]
+        if o["kind"] not in ("Event", "Pod", "ReplicaSet")
+    )
+
+
+def names(endpoints, kind: str, namespace: str | None = None) -> set[str]:
+    return {o["metadata"]["name"] for o in endpoints.objects(kind, namespace)}
+
+
+def condition(obj: dict, type_: str) -> str | None:
+    conds = (obj.get("status") or {}).get("conditions") or []
+    return next((c["status"] for c in conds if c["type"] == type_), None)
+
+
+def test_four_step_idempotence(playbook, emulator):
+    # 1. Check mode on a cluster that has nothing yet: predicts, creates nothing.
+    before = snapshot(emulator)
+    check = kserve(playbook, emulator, "--check")
+    assert check.rc == 0, check.output
+    assert recap(check)["changed"] > 0, check.output
+    assert "Would apply" in check.output
+    assert "cert-manager.io/v1 ClusterIssuer is not served" in check.output
+    assert snapshot(emulator) == before
+
+    # 2. Converge (after what the operators phase provides).
+    operators_phase_stand_in(emulator)
+    converge = kserve(playbook, emulator)
+    assert converge.rc == 0, converge.output
+    assert recap(converge)["changed"] > 0
+    (issuer,) = [
+        o
+        for o in emulator.objects("ClusterIssuer")
+        if o["metadata"]["name"] == "opendatahub-ca-issuer"
+    ]
+    assert condition(issuer, "Ready") == "True"
+    assert "opendatahub-ca" in names(emulator, "Secret", "cert-manager")
+    (controller,) = emulator.objects("Deployment", NS)
+    assert controller["metadata"]["name"] == "kserve-controller-manager"
+    assert condition(controller, "Available") == "True"
+    assert names(emulator, "LLMInferenceServiceConfig", NS) == TEMPLATES
+    assert names(emulator, "ValidatingWebhookConfiguration") >= WEBHOOKS
+    assert "redhat-pull-secret" in names(emulator, "Secret", NS)
+    assert "templates: kserve-config-llm-decode-template, kserve-config-llm-prefill-template" in (
+        converge
+    )
+
+    # 3. Rerun: nothing changes, on the cluster either.
+    converged = snapshot(emulator)
+    again = kserve(playbook, emulator)
+    assert again.rc == 0, again.output
+    assert recap(again)["changed"] == 0, again.output
+    assert snapshot(emulator) == converged
+
+    # 4. Check mode on the converged cluster: nothing to change.
+    recheck = kserve(playbook, emulator, "--check")
+    assert recheck.rc == 0, recheck.output
+    assert recap(recheck)["changed"] == 0, recheck.output
+    assert "Would apply" not in recheck.output
+    assert snapshot(emulator) == converged
+
+
+def test_readiness_gate_names_the_controller_held_back(playbook, emulator):
+    emulator.admin_post("/scenario", {"add": ["operator-held:kserve-controller-manager"]})
+    operators_phase_stand_in(emulator)
+    run = kserve(playbook, emulator, kserve_wait_timeout=3)
+    assert run.rc != 0
+    assert recap(run)["failed"] == 1
+    assert "Deployment opendatahub/kserve-controller-manager is not Available after 3 s" in run
+    assert "MinimumReplicasUnavailable" in run
+    # Stopped at the gate: the webhooks are out of the way, the templates not applied yet.
+    assert not names(emulator, "ValidatingWebhookConfiguration") & WEBHOOKS
+    assert not names(emulator, "LLMInferenceServiceConfig", NS)
+
+
+def test_a_real_run_without_cert_manager_names_what_is_missing(playbook, emulator):
+    before = snapshot(emulator)
+    run = kserve(playbook, emulator)
+    assert run.rc != 0
+    assert "cert-manager.io/v1 ClusterIssuer is not served" in run
+    assert "Run the operators phase first" in run
+    # Refused before anything changed: not even the namespace or the pull secret.
+    assert snapshot(emulator) == before
+
+
+@pytest.mark.parametrize("version", ["v5.5.0", "v5.6.0", "v5.7.1"])
+def test_kustomize_5_5_to_5_7_is_refused_before_anything_is_applied(
+    playbook, emulator, tmp_path, version
+):
+    fake = tmp_path / "kubectl"
+    client = {"clientVersion": {"gitVersion": "v1.31.0"}, "kustomizeVersion": version}
+    fake.write_text(f"#!/bin/sh\necho '{json.dumps(client)}'\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    before = snapshot(emulator)
+    run = kserve(playbook, emulator, llmd_kubectl_path=str(fake))
+    assert run.rc != 0
+    assert f"embeds kustomize {version[1:]}: kustomize 5.5 to 5.7 crash" in run
+    assert "kustomize 5.8 or later" in run
+    assert snapshot(emulator) == before
