@@ -16,6 +16,9 @@ export ANSIBLE_HOME := $(abspath .cache/ansible)
 export ANSIBLE_LOCAL_TEMP := $(abspath .cache/ansible/tmp)
 export ANSIBLE_REMOTE_TEMP := $(abspath .cache/ansible/tmp)
 PYTEST_ARGS ?=
+# Playbook tests in parallel, one test file per worker (a file shares one emulator): `auto` is
+# one worker per CPU. PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= auto
 SANDBOX_ARGS ?=
 
 .PHONY: help setup lock lint ansible-lint ruff sanity changelog-lint unit emulator integration test \
@@ -75,7 +78,7 @@ emulator: $(STAMP) ## Tests of the GKE/Kubernetes emulator with real kubectl, he
 	pytest tests/emulator/tests $(PYTEST_ARGS)
 
 integration: $(STAMP) ## Playbook tests through ansible-playbook
-	pytest tests/integration $(PYTEST_ARGS)
+	pytest tests/integration -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test: lint unit emulator integration ## Everything CI runs
 

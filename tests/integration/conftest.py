@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -95,11 +96,26 @@ def sandbox_emulator(tmp_path_factory):
         # The emulated cluster-autoscaler removes an idle Node after AUTOSCALE_DOWN emulated
         # seconds (6 s here): keep Nodes while a test compares the state of two runs.
         endpoints.admin_post("/config", {"gke": {"durations": {"AUTOSCALE_DOWN": 10**7}}})
+        # The gateway phase publishes http://<address>:<llmd_gateway_port>: the emulated Istio
+        # binds that very port (a free one per module, see sandbox_gateway_port).
+        endpoints.admin_post("/config", {"gateway": {"bind_exact_ports": True}})
         yield endpoints
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a listener the emulator binds exactly)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def sandbox_gateway_port():
+    return free_port()
+
+
 @pytest.fixture
-def site(playbook, sandbox_emulator):
+def site(playbook, sandbox_emulator, sandbox_gateway_port):
     """site(*args) runs site.yml on inventories/sandbox against the module's emulator."""
 
     def run(*args: str, env: dict | None = None) -> Run:
@@ -113,6 +129,7 @@ def site(playbook, sandbox_emulator):
                 "llmd_gcp_access_token": sandbox_emulator.token,
                 # Written by the cluster phase (not the emulator's own kubeconfig).
                 "llmd_kubeconfig": str(Path(sandbox_emulator.state_dir) / "llmd-kubeconfig.yaml"),
+                "llmd_gateway_port": sandbox_gateway_port,
             }
         )
         return playbook("site.yml", "-i", "inventories/sandbox", "-e", endpoints, *args, env=env)

@@ -52,6 +52,8 @@ def test_make_sandbox_script_prints_the_summary(tmp_path, ansible_env):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "== sandbox summary" in proc.stdout
     assert "failed=0" in proc.stdout
+    # The gateway phase ran and its address made it into the summary.
+    assert "Gateway URL: http://127.0.0.1:" in proc.stdout
     for name in ("site.log", "state.json", "emulator.log"):
         assert (tmp_path / "out" / name).is_file()
     # The emulator was stopped whatever happened: its process is gone.

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -30,6 +31,12 @@ SANDBOX_PROJECT = "llmd-sandbox"
 SANDBOX_ZONE = "europe-west4-a"
 SANDBOX_TPU_POOL = "tpu-v6e-pool"
 RECAP = re.compile(r"^localhost\s+:\s+(.*)$", re.MULTILINE)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def run_site(endpoints, results: Path, extra_args: list[str]) -> tuple[int, str, float]:
@@ -60,6 +67,8 @@ def run_site(endpoints, results: Path, extra_args: list[str]) -> tuple[int, str,
                 "llmd_gcp_access_token": endpoints.token,
                 "llmd_kubeconfig": str(results / "kubeconfig.yaml"),
                 "tpu_timing_file": str(results / "tpu-timing.json"),
+                # The emulated Istio binds the Gateway's listener port itself on 127.0.0.1.
+                "llmd_gateway_port": free_port(),
             }
         ),
         *extra_args,
@@ -157,6 +166,7 @@ def main() -> int:
     shutil.rmtree(results, ignore_errors=True)
     results.mkdir(parents=True)
     with running_emulator(results / "emulator", time_scale=args.time_scale) as endpoints:
+        endpoints.admin_post("/config", {"gateway": {"bind_exact_ports": True}})
         rc, output, seconds = run_site(endpoints, results, args.ansible_args)
         state = endpoints.state()
         clusters = gke_clusters(endpoints, SANDBOX_PROJECT, SANDBOX_ZONE)
