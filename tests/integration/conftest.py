@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,14 +48,27 @@ class Run:
 
 
 @pytest.fixture
-def ansible_env(tmp_path):
+def short_tmp():
+    """A private directory with a short path, for $TMPDIR.
+
+    ansible-core 2.21 opens a Unix socket below $TMPDIR (its local RPC server); a socket path
+    longer than about 107 bytes cannot be bound and ansible-playbook stops with "Local RPC server
+    did not start". pytest's tmp_path (longer still under xdist) comes close to that.
+    """
+    path = Path(tempfile.mkdtemp(prefix="llmd-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def ansible_env(tmp_path, short_tmp):
     """An environment with no ambient credentials and private Ansible/TMP directories."""
     env = {k: v for k, v in os.environ.items() if k not in AMBIENT}
     home = tmp_path / "home"
     (home / ".config").mkdir(parents=True)
     env.update(
         HOME=str(home),
-        TMPDIR=str(tmp_path),
+        TMPDIR=str(short_tmp),
         CLOUDSDK_CONFIG=str(home / "gcloud"),
         NO_GCE_CHECK="True",  # google-auth must not probe a metadata server from tests
         ANSIBLE_HOME=str(tmp_path / "ansible"),

@@ -18,9 +18,12 @@ MOLECULE_GLOB = "molecule/*/molecule.yml"
 
 
 @pytest.fixture
-def molecule(ansible_env, tmp_path):
-    """molecule(*args) runs molecule in the checkout with a private ephemeral directory."""
-    ephemeral = tmp_path / "molecule"
+def molecule(ansible_env, short_tmp):
+    """molecule(*args) runs molecule in the checkout with a private ephemeral directory.
+
+    Short, because $TMPDIR lies below it (molecule.yml) and ansible-core binds a socket there.
+    """
+    ephemeral = short_tmp / "molecule"
     env = {
         **ansible_env,
         "MOLECULE_GLOB": MOLECULE_GLOB,

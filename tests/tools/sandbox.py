@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from datetime import datetime
@@ -48,8 +49,9 @@ def run_site(endpoints, results: Path, extra_args: list[str]) -> tuple[int, str,
         "GOOGLE_APPLICATION_CREDENTIALS",
     ):
         env.pop(var, None)
-    tmp = results / "tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
+    # A short private $TMPDIR: ansible-core binds a Unix socket below it, and the results
+    # directory may sit too deep for one (the path of a socket is limited to about 107 bytes).
+    tmp = Path(tempfile.mkdtemp(prefix="llmd-sandbox-"))
     env.update(TMPDIR=str(tmp), ANSIBLE_NOCOLOR="1", NO_GCE_CHECK="True")
     command = [
         str(Path(sys.executable).parent / "ansible-playbook"),
@@ -75,12 +77,15 @@ def run_site(endpoints, results: Path, extra_args: list[str]) -> tuple[int, str,
     ]
     started = time.monotonic()
     lines = []
-    with subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as proc:
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            lines.append(line)
+    try:
+        with subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as proc:
+            for line in proc.stdout:
+                sys.stdout.write(line)
+                lines.append(line)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     output = "".join(lines)
     (results / "site.log").write_text(output)
     return proc.returncode, output, time.monotonic() - started
