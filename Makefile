@@ -39,6 +39,23 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt tests/tools/inst
 	@kubectl version --client | sed -n 1p; helm version --short
 	@touch $@
 
+# network-config-analyzer (command nca), the NetworkPolicy evaluator of tests/integration/
+# test_netpol.py, in its own virtualenv: it pins PyYAML 6.0.2, which the kubernetes client of .venv
+# does not accept. The tests find it through LLMD_NCA.
+NCA_VENV ?= .venv-nca
+NCA_STAMP := $(NCA_VENV)/.setup-stamp
+export LLMD_NCA := $(abspath $(NCA_VENV))/bin/nca
+.PHONY: nca
+
+nca: $(NCA_STAMP) ## Build .venv-nca (network-config-analyzer, pinned) for the NetworkPolicy tests
+
+$(NCA_STAMP): tests/netpol/requirements-nca.txt
+	@python=$$(tests/tools/find_python.sh); rm -rf $(NCA_VENV); "$$python" -m venv $(NCA_VENV)
+	$(NCA_VENV)/bin/pip install --quiet --disable-pip-version-check \
+	  -r tests/netpol/requirements-nca.txt
+	@$(NCA_VENV)/bin/nca --version | sed -n 1p
+	@touch $@
+
 lock: ## Re-resolve requirements*.txt and rewrite constraints.txt
 	@python=$$(tests/tools/find_python.sh); rm -rf $(BUILD)/lockvenv; \
 	  "$$python" -m venv $(BUILD)/lockvenv; \
@@ -77,7 +94,7 @@ unit: $(STAMP) ## Unit tests (module_utils and modules)
 emulator: $(STAMP) ## Tests of the GKE/Kubernetes emulator with real kubectl, helm and clients
 	pytest tests/emulator/tests $(PYTEST_ARGS)
 
-integration: $(STAMP) ## Playbook tests through ansible-playbook
+integration: $(STAMP) $(NCA_STAMP) ## Playbook tests through ansible-playbook
 	pytest tests/integration -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test: lint unit emulator integration ## Everything CI runs
@@ -96,3 +113,9 @@ build: $(STAMP) ## Build the collection tarball into build/
 
 clean: ## Remove build outputs and caches (keeps .venv)
 	rm -rf $(BUILD) .cache .pytest_cache .ruff_cache tests/output
+
+# Benchmarks (speed is measured here, never asserted by tests): llmisvc_wait notices Ready within
+# 1 s of the flip and keeps its API calls bounded during a long wait (counted in the client).
+.PHONY: bench
+bench: $(STAMP) ## Benchmarks against the emulator (llmisvc_wait: Ready latency, API calls)
+	PYTHONPATH=tests/emulator $(PY) tests/bench/bench_llmisvc_wait.py $(BENCH_ARGS)
