@@ -71,9 +71,12 @@ class CA:
                 names.append(x509.IPAddress(ipaddress.ip_address(host)))
             except ValueError:
                 names.append(x509.DNSName(host))
+        # A common name holds at most 64 characters (X.520); clients check the SANs anyway, so a
+        # longer first host (a Service's FQDN in a long namespace) gives its first label.
+        common_name = hosts[0] if len(hosts[0]) <= 64 else hosts[0].split(".")[0][:64]
         builder = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
             .issuer_name(self._cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
