@@ -47,6 +47,28 @@ class Run:
         return " ".join(text.split()) in " ".join(self.output.split())
 
 
+# The longest test files first: pytest-xdist hands out whole files (--dist loadfile) in collection
+# order, and a long file handed out last would run alone at the end.
+LONGEST_FIRST = (
+    "test_molecule.py",
+    "test_sandbox.py",
+    "test_sandbox_script.py",
+    "test_netpol.py",
+    "test_gateway_phase.py",
+    "test_kserve.py",
+    "test_operators.py",
+    "test_llmisvc_wait.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside a file is kept
+
+
 @pytest.fixture
 def short_tmp():
     """A private directory with a short path, for $TMPDIR.

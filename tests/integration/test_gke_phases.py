@@ -25,7 +25,11 @@ def test_the_tpu_pool_starts_early_and_is_waited_for_with_progress(site, sandbox
     # 1500 emulated s = 15 s here: long enough for progress lines every 2 s. The platform phases
     # that run meanwhile (about a minute here) are skipped, so that the wait is seen.
     sandbox_emulator.admin_post("/config", {"gke": {"durations": {"CREATE_TPU_NODE_POOL": 1500}}})
-    run = site("--skip-tags", "operators,kserve,gateway", env={"LLMD_GKE_PROGRESS_INTERVAL": "2"})
+    run = site(
+        "--skip-tags",
+        "operators,kserve,gateway,model,netpol",
+        env={"LLMD_GKE_PROGRESS_INTERVAL": "2"},
+    )
     assert run.rc == 0, run.output
     start, _sep, ready = run.output.partition("PLAY [TPU node pool (ready)]")
     # The start play returned while GKE was still creating the pool ...
