@@ -16,7 +16,8 @@ export ANSIBLE_HOME := $(abspath .cache/ansible)
 export ANSIBLE_LOCAL_TEMP := $(abspath .cache/ansible/tmp)
 export ANSIBLE_REMOTE_TEMP := $(abspath .cache/ansible/tmp)
 PYTEST_ARGS ?=
-# Playbook tests in parallel, one test file per worker (a file shares one emulator): `auto` is
+# Playbook tests in parallel, one test file per worker (a file shares one emulator), in the
+# order of tests/integration/conftest.py (longest first, not xdist's reorder): `auto` is
 # one worker per CPU. PYTEST_WORKERS=0 runs them in this process.
 PYTEST_WORKERS ?= auto
 SANDBOX_ARGS ?=
@@ -95,7 +96,8 @@ emulator: $(STAMP) ## Tests of the GKE/Kubernetes emulator with real kubectl, he
 	pytest tests/emulator/tests $(PYTEST_ARGS)
 
 integration: $(STAMP) $(NCA_STAMP) ## Playbook tests through ansible-playbook
-	pytest tests/integration -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	pytest tests/integration -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+	  --durations=12 $(PYTEST_ARGS)
 
 test: lint unit emulator integration ## Everything CI runs
 

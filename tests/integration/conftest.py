@@ -50,9 +50,8 @@ class Run:
 # The longest test files first: pytest-xdist hands out whole files (--dist loadfile) in collection
 # order, and a long file handed out last would run alone at the end.
 LONGEST_FIRST = (
-    "test_molecule.py",
     "test_sandbox.py",
-    "test_sandbox_script.py",
+    "test_molecule.py",
     "test_netpol.py",
     "test_gateway_phase.py",
     "test_kserve.py",
