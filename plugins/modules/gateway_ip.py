@@ -31,19 +31,8 @@ author:
 extends_documentation_fragment:
   - llmd.gke.attributes
   - llmd.gke.attributes.info_module
-requirements:
-  - kubernetes (the Python client) on the control node
+  - llmd.gke.kubeconfig
 options:
-  kubeconfig:
-    description:
-      - Path of the kubeconfig file.
-      - Defaults to E(K8S_AUTH_KUBECONFIG), else E(KUBECONFIG), else C(~/.kube/config), else the
-        in-cluster service account.
-    type: path
-  context:
-    description:
-      - Kubeconfig context to use. Defaults to E(K8S_AUTH_CONTEXT), else the current context.
-    type: str
   name:
     description:
       - Name of the Gateway.

@@ -211,6 +211,21 @@ def tasks_runner(playbook, tmp_path: Path, *, name: str = "tasks", env=None, mod
     return execute
 
 
+def kubectl(endpoints, *args: str, stdin: str | None = None, check: bool = True) -> str:
+    """Run the real kubectl against an emulator; its stdout (asserts success when check)."""
+    proc = subprocess.run(
+        [str(VENV_BIN / "kubectl"), "--kubeconfig", endpoints.kubeconfig, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
 def recap(run: Run) -> dict[str, int]:
     """The localhost PLAY RECAP counters of a run."""
     line = [x for x in run.output.splitlines() if x.startswith("localhost ") and "ok=" in x][-1]

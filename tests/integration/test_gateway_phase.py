@@ -14,13 +14,12 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import subprocess
 import time
 
 import pytest
 import requests
 import yaml
-from conftest import VENV_BIN, recap, running_emulator
+from conftest import kubectl, recap, running_emulator
 
 NS = "opendatahub"
 GATEWAY = "inference-gateway"
@@ -57,19 +56,6 @@ def crd(kind: str, plural: str, scope: str) -> dict:
 
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
-
-
-def kubectl(endpoints, *args: str, stdin: str | None = None) -> str:
-    proc = subprocess.run(
-        [str(VENV_BIN / "kubectl"), "--kubeconfig", endpoints.kubeconfig, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
 
 
 def free_port() -> int:

@@ -4,21 +4,10 @@ and the wait before the model phase shows progress; the TPU node check fails on 
 from __future__ import annotations
 
 import re
-import subprocess
 
-from conftest import VENV_BIN, recap
+from conftest import kubectl, recap
 
 PROGRESS = re.compile(r"CREATE_NODE_POOL operation-\S+ (PENDING|RUNNING), \d+ s elapsed")
-
-
-def kubectl(endpoints, *args: str) -> str:
-    return subprocess.run(
-        [str(VENV_BIN / "kubectl"), "--kubeconfig", endpoints.kubeconfig, *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
 
 
 def test_the_tpu_pool_starts_early_and_is_waited_for_with_progress(site, sandbox_emulator):

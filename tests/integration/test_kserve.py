@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
 
 import pytest
-from conftest import ROOT, VENV_BIN, recap, running_emulator
+from conftest import ROOT, kubectl, recap, running_emulator
 
 STAND_IN = ROOT / "tests" / "fixtures" / "platform" / "kserve"
 NS = "opendatahub"
@@ -33,18 +32,6 @@ TEMPLATES = {
 def emulator(tmp_path):
     with running_emulator(tmp_path / "emulator", time_scale=0.01) as endpoints:
         yield endpoints
-
-
-def kubectl(endpoints, *args: str) -> str:
-    proc = subprocess.run(
-        [str(VENV_BIN / "kubectl"), "--kubeconfig", endpoints.kubeconfig, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
 
 
 def operators_phase_stand_in(endpoints) -> None:

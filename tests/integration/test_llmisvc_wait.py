@@ -13,12 +13,11 @@ turned on before the LLMInferenceService is created.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 
 import pytest
 import yaml
-from conftest import VENV_BIN, running_emulator, tasks_runner
+from conftest import kubectl, running_emulator, tasks_runner
 
 LLM = "serving.kserve.io/v1alpha1"
 GW = "gateway.networking.k8s.io/v1"
@@ -57,20 +56,6 @@ def crd(group: str, version: str, kind: str, plural: str, scope: str = "Namespac
             ],
         },
     }
-
-
-def kubectl(endpoints, *args: str, stdin: str | None = None, check: bool = True) -> str:
-    proc = subprocess.run(
-        [str(VENV_BIN / "kubectl"), "--kubeconfig", endpoints.kubeconfig, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
 
 
 def apply(endpoints, *objects: dict) -> None:

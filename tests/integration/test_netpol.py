@@ -9,12 +9,11 @@ for pods labelled as KServe, Istio and GKE label them, on the objects read back 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import pytest
 import yaml
-from conftest import ROOT, VENV_BIN, recap, running_emulator
+from conftest import ROOT, kubectl, recap, running_emulator
 
 from llmd_emulator.controllers import llmisvc as emulated_kserve
 
@@ -49,19 +48,6 @@ DNS = "kube-system/kube-dns-5b8f9d-vw2xq"
 METRICS = "kube-system/metrics-server-v1-4c7d-zz9aa"
 INTRUDER = "default/intruder"
 VLLM_2 = f"{NS}/{SERVICE}-kserve-6f9c7d-q8z7m"
-
-
-def kubectl(endpoints, *args: str, stdin: str | None = None) -> str:
-    proc = subprocess.run(
-        [str(VENV_BIN / "kubectl"), "--kubeconfig", endpoints.kubeconfig, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
 
 
 @pytest.fixture(scope="module")
