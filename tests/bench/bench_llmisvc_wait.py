@@ -47,7 +47,13 @@ from ansible_collections.llmd.gke.plugins.module_utils.llmisvc import (  # noqa:
     read_pod_log,
     result_of,
 )
-from llmd_emulator.testing import running_emulator  # noqa: E402
+from llmd_emulator.testing import (  # noqa: E402
+    SERVING_CRDS,
+    gateway,
+    llm_inference_service,
+    namespace,
+    running_emulator,
+)
 
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
 NS = "bench"
@@ -78,33 +84,6 @@ class CountingClient(KubeClient):
         return super().get(*args, **kwargs)
 
 
-def crd(group: str, version: str, kind: str, plural: str, scope: str = "Namespaced") -> dict:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{group}"},
-        "spec": {
-            "group": group,
-            "scope": scope,
-            "names": {"kind": kind, "plural": plural, "listKind": f"{kind}List"},
-            "versions": [
-                {
-                    "name": version,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-            ],
-        },
-    }
-
-
 def apply(kubeconfig: str, objects: list[dict]) -> None:
     subprocess.run(
         [KUBECTL, "--kubeconfig", kubeconfig, "apply", "-f", "-"],
@@ -116,52 +95,12 @@ def apply(kubeconfig: str, objects: list[dict]) -> None:
 
 
 def setup(kubeconfig: str) -> None:
-    apply(
-        kubeconfig,
-        [
-            crd("gateway.networking.k8s.io", "v1", "Gateway", "gateways"),
-            crd("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes"),
-            crd("inference.networking.k8s.io", "v1", "InferencePool", "inferencepools"),
-            crd("serving.kserve.io", "v1alpha1", "LLMInferenceService", "llminferenceservices"),
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "opendatahub"}},
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
-        ],
-    )
-    apply(
-        kubeconfig,
-        [
-            {
-                "apiVersion": "gateway.networking.k8s.io/v1",
-                "kind": "Gateway",
-                "metadata": {"name": "inference-gateway", "namespace": "opendatahub"},
-                "spec": {
-                    "gatewayClassName": "istio",
-                    "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
-                },
-            }
-        ],
-    )
+    apply(kubeconfig, [*SERVING_CRDS, namespace("opendatahub"), namespace(NS)])
+    apply(kubeconfig, [gateway()])
 
 
 def llmisvc(name: str) -> dict:
-    return {
-        "apiVersion": "serving.kserve.io/v1alpha1",
-        "kind": "LLMInferenceService",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "replicas": 1,
-            "template": {
-                "containers": [
-                    {"name": "main", "image": "registry.redhat.io/rhaiis/vllm-tpu-rhel9:3.2.5"}
-                ]
-            },
-            "router": {
-                "gateway": {"refs": [{"name": "inference-gateway", "namespace": "opendatahub"}]},
-                "route": {},
-                "scheduler": {},
-            },
-        },
-    }
+    return llm_inference_service(name, NS)
 
 
 def counting_waiter(kubeconfig: str, name: str) -> tuple[CountingClient, LlmisvcWaiter]:

@@ -138,6 +138,20 @@ def sandbox_emulator(tmp_path_factory):
         yield endpoints
 
 
+@pytest.fixture
+def scenario(emulator):
+    """scenario(name) turns an emulator scenario on for one test (the module's `emulator`)."""
+    added = []
+
+    def add(name: str) -> None:
+        emulator.admin_post("/scenario", {"add": [name]})
+        added.append(name)
+
+    yield add
+    if added:
+        emulator.admin_post("/scenario", {"remove": added})
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now (for a listener the emulator binds exactly)."""
     with socket.socket() as sock:
@@ -224,6 +238,22 @@ def kubectl(endpoints, *args: str, stdin: str | None = None, check: bool = True)
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
+
+
+def apply(endpoints, *objects: dict) -> None:
+    """kubectl apply of objects to an emulator."""
+    kubectl(endpoints, "apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
+
+
+def changed_tasks(run: Run) -> list[str]:
+    """Names of the tasks that reported changed, in order (from the default callback's output)."""
+    changed, task = [], None
+    for line in run.output.splitlines():
+        if line.startswith("TASK ["):
+            task = line[len("TASK [") : line.rindex("]")]
+        elif line.startswith("changed: [") and task is not None:
+            changed.append(task)
+    return changed
 
 
 def recap(run: Run) -> dict[str, int]:

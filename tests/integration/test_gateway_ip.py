@@ -15,48 +15,16 @@ are created by kubernetes.core.k8s in the test playbooks, then the module runs.
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 
 import pytest
 import requests
 import yaml
-from conftest import VENV_BIN, recap, running_emulator, tasks_runner
+from conftest import free_port, kubectl, recap, running_emulator, tasks_runner
+
+from llmd_emulator.testing import GATEWAY_CRDS
 
 NS = "opendatahub"
 API = "gateway.networking.k8s.io/v1"
-
-
-def crd(kind: str, plural: str, scope: str) -> dict:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.gateway.networking.k8s.io"},
-        "spec": {
-            "group": "gateway.networking.k8s.io",
-            "scope": scope,
-            "names": {
-                "kind": kind,
-                "plural": plural,
-                "singular": kind.lower(),
-                "listKind": f"{kind}List",
-            },
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-            ],
-        },
-    }
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +32,7 @@ def emulator(tmp_path_factory):
     with running_emulator(tmp_path_factory.mktemp("gateway-ip"), time_scale=0.01) as endpoints:
         endpoints.admin_post("/config", {"gateway": {"bind_exact_ports": True}})
         setup = [
-            crd("Gateway", "gateways", "Namespaced"),
-            crd("GatewayClass", "gatewayclasses", "Cluster"),
+            *GATEWAY_CRDS,
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
         ]
         kubectl(endpoints, "apply", "-f", "-", stdin=yaml.safe_dump_all(setup))
@@ -77,39 +44,6 @@ def emulator(tmp_path_factory):
         }
         kubectl(endpoints, "apply", "-f", "-", stdin=json.dumps(gateway_class))
         yield endpoints
-
-
-def kubectl(endpoints, *args: str, stdin: str | None = None) -> str:
-    proc = subprocess.run(
-        [str(VENV_BIN / "kubectl"), "--kubeconfig", endpoints.kubeconfig, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
-
-
-@pytest.fixture
-def scenario(emulator):
-    """scenario(name) turns an emulator scenario on for the test."""
-    added = []
-
-    def add(name: str) -> None:
-        emulator.admin_post("/scenario", {"add": [name]})
-        added.append(name)
-
-    yield add
-    if added:
-        emulator.admin_post("/scenario", {"remove": added})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def gateway_task(name: str, port: int, class_name: str = "istio") -> dict:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import time
 
 import pytest
 import requests
 import yaml
-from conftest import kubectl, recap, running_emulator
+from conftest import free_port, kubectl, recap, running_emulator
+
+from llmd_emulator.testing import GATEWAY_CRDS
 
 NS = "opendatahub"
 GATEWAY = "inference-gateway"
@@ -27,41 +28,8 @@ GW_API = "gateway.networking.k8s.io/v1"
 CA_PEM = "-----BEGIN CERTIFICATE-----\nTEST-CA-FOR-THE-GATEWAY-PHASE\n-----END CERTIFICATE-----\n"
 
 
-def crd(kind: str, plural: str, scope: str) -> dict:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.gateway.networking.k8s.io"},
-        "spec": {
-            "group": "gateway.networking.k8s.io",
-            "scope": scope,
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-            ],
-        },
-    }
-
-
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +37,7 @@ def emulator(tmp_path_factory):
     with running_emulator(tmp_path_factory.mktemp("gateway-phase"), time_scale=0.01) as endpoints:
         endpoints.admin_post("/config", {"gateway": {"bind_exact_ports": True}})
         setup = [
-            crd("Gateway", "gateways", "Namespaced"),
-            crd("GatewayClass", "gatewayclasses", "Cluster"),
+            *GATEWAY_CRDS,
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cert-manager"}},
         ]

@@ -16,139 +16,21 @@ import json
 import time
 
 import pytest
-import yaml
-from conftest import kubectl, running_emulator, tasks_runner
+from conftest import apply, kubectl, running_emulator, tasks_runner
 
-LLM = "serving.kserve.io/v1alpha1"
-GW = "gateway.networking.k8s.io/v1"
+from llmd_emulator.testing import SERVING_CRDS, gateway, llm_inference_service, namespace
+
 HF_TOKEN = "hf_" + "Qx7" * 12  # a token-shaped value the logs carry and the output must not
 OTHER_SECRET = "s3cr3t-value-given-to-redact"
 TPU_NODE = "tpu-node-1"
 
 
-def crd(group: str, version: str, kind: str, plural: str, scope: str = "Namespaced") -> dict:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{group}"},
-        "spec": {
-            "group": group,
-            "scope": scope,
-            "names": {
-                "kind": kind,
-                "plural": plural,
-                "singular": kind.lower(),
-                "listKind": f"{kind}List",
-            },
-            "versions": [
-                {
-                    "name": version,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-            ],
-        },
-    }
-
-
-def apply(endpoints, *objects: dict) -> None:
-    kubectl(endpoints, "apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
-
-
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
     with running_emulator(tmp_path_factory.mktemp("llmisvc-wait"), time_scale=0.01) as endpoints:
-        apply(
-            endpoints,
-            crd("gateway.networking.k8s.io", "v1", "Gateway", "gateways"),
-            crd("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes"),
-            crd("gateway.networking.k8s.io", "v1", "GatewayClass", "gatewayclasses", "Cluster"),
-            crd("inference.networking.k8s.io", "v1", "InferencePool", "inferencepools"),
-            crd("serving.kserve.io", "v1alpha1", "LLMInferenceService", "llminferenceservices"),
-            crd(
-                "serving.kserve.io",
-                "v1alpha1",
-                "LLMInferenceServiceConfig",
-                "llminferenceserviceconfigs",
-            ),
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "opendatahub"}},
-        )
-        apply(
-            endpoints,
-            {
-                "apiVersion": GW,
-                "kind": "Gateway",
-                "metadata": {"name": "inference-gateway", "namespace": "opendatahub"},
-                "spec": {
-                    "gatewayClassName": "istio",
-                    "listeners": [
-                        {
-                            "name": "http",
-                            "port": 80,
-                            "protocol": "HTTP",
-                            "allowedRoutes": {"namespaces": {"from": "All"}},
-                        }
-                    ],
-                },
-            },
-        )
+        apply(endpoints, *SERVING_CRDS, namespace("opendatahub"))
+        apply(endpoints, gateway())
         yield endpoints
-
-
-@pytest.fixture
-def scenario(emulator):
-    added = []
-
-    def add(name: str) -> None:
-        emulator.admin_post("/scenario", {"add": [name]})
-        added.append(name)
-
-    yield add
-    if added:
-        emulator.admin_post("/scenario", {"remove": added})
-
-
-def llmisvc(name: str, ns: str, *, tpu: bool = False, base_refs=None) -> dict:
-    container = {
-        "name": "main",
-        "image": "registry.redhat.io/rhaiis/vllm-tpu-rhel9:3.2.5",
-        "args": ["--model=/mnt/models", "--served-model-name=Qwen/Qwen2.5-3B-Instruct"],
-    }
-    template: dict = {"containers": [container]}
-    if tpu:
-        container["resources"] = {"limits": {"google.com/tpu": "4"}}
-        template["nodeSelector"] = {
-            "cloud.google.com/gke-tpu-accelerator": "tpu-v6e-slice",
-            "cloud.google.com/gke-tpu-topology": "2x2",
-        }
-        template["tolerations"] = [
-            {"key": "google.com/tpu", "operator": "Exists", "effect": "NoSchedule"}
-        ]
-    spec = {
-        "model": {"uri": "hf://Qwen/Qwen2.5-3B-Instruct", "name": "Qwen/Qwen2.5-3B-Instruct"},
-        "replicas": 1,
-        "template": template,
-        "router": {
-            "gateway": {"refs": [{"name": "inference-gateway", "namespace": "opendatahub"}]},
-            "route": {},
-            "scheduler": {},
-        },
-    }
-    if base_refs:
-        spec["baseRefs"] = base_refs
-    return {
-        "apiVersion": LLM,
-        "kind": "LLMInferenceService",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": spec,
-    }
 
 
 def create(emulator, ns: str, obj: dict) -> None:
@@ -169,7 +51,7 @@ def run_tasks(playbook, tmp_path, emulator):
 
 
 def test_ready_with_url_children_and_timeline(emulator, run_tasks):
-    create(emulator, "ready", llmisvc("m", "ready"))
+    create(emulator, "ready", llm_inference_service("m", "ready"))
     run, (result,) = run_tasks([wait_task("ready", timeout=90, progress_interval=0)])
     assert result.get("failed") is not True, run.output
     assert result["ready"] is True and result["changed"] is False
@@ -194,7 +76,7 @@ def test_ready_with_url_children_and_timeline(emulator, run_tasks):
 def test_check_mode_and_progress_lines(emulator, playbook, tmp_path, scenario):
     # The vLLM pod is held unready, so the wait lasts until its timeout, in 1 s slices.
     scenario("operator-held:slowpoke-kserve")
-    create(emulator, "progress", llmisvc("slowpoke", "progress"))
+    create(emulator, "progress", llm_inference_service("slowpoke", "progress"))
     env = {"K8S_AUTH_KUBECONFIG": emulator.kubeconfig, "LLMD_LLMISVC_PROGRESS_INTERVAL": "1"}
     run_tasks = tasks_runner(playbook, tmp_path, env=env)
     run, (result,) = run_tasks([wait_task("progress", "slowpoke", timeout=4)], "--check")
@@ -217,7 +99,7 @@ CASES = {
 def test_failure_scenarios_fail_fast_with_cause_and_hint(emulator, run_tasks, scenario, name):
     reason, cause, hint = CASES[name]
     scenario(name)
-    create(emulator, name, llmisvc("m", name))
+    create(emulator, name, llm_inference_service("m", name))
     run, (result,) = run_tasks([wait_task(name, timeout=60, log_lines=10)])
     assert result["failed"] is True, run.output
     diagnosis = result["diagnosis"]
@@ -260,7 +142,7 @@ def test_unschedulable_without_scale_up(emulator, run_tasks, scenario):
         *("-p", json.dumps(status)),
     )
     try:
-        create(emulator, "unsched", llmisvc("m", "unsched", tpu=True))
+        create(emulator, "unsched", llm_inference_service("m", "unsched", tpu=True))
         run, (result,) = run_tasks([wait_task("unsched", timeout=60, unschedulable_grace=2)])
     finally:
         kubectl(emulator, "delete", "node", TPU_NODE, "--wait=false", check=False)
@@ -274,7 +156,11 @@ def test_unschedulable_without_scale_up(emulator, run_tasks, scenario):
 
 
 def test_terminal_condition_fails_at_once(emulator, run_tasks):
-    create(emulator, "terminal", llmisvc("m", "terminal", base_refs=[{"name": "missing"}]))
+    create(
+        emulator,
+        "terminal",
+        llm_inference_service("m", "terminal", base_refs=[{"name": "missing"}]),
+    )
     run, (result,) = run_tasks([wait_task("terminal", timeout=60)])
     assert result["failed"] is True, run.output
     assert result["diagnosis"]["reason"] == "CombineBaseError"
@@ -283,7 +169,7 @@ def test_terminal_condition_fails_at_once(emulator, run_tasks):
 
 def test_timeout_returns_the_last_state(emulator, run_tasks, scenario):
     scenario("image-pull-backoff")
-    create(emulator, "slow", llmisvc("m", "slow"))
+    create(emulator, "slow", llm_inference_service("m", "slow"))
     run, (result,) = run_tasks([wait_task("slow", timeout=3, fail_fast=False, progress_interval=1)])
     assert result["failed"] is True, run.output
     assert "is not Ready after" in result["msg"]
@@ -304,7 +190,7 @@ def test_missing_object_fails_at_once(emulator, run_tasks):
 
 def test_no_token_in_any_output_even_with_vvv(emulator, run_tasks, scenario):
     scenario("crashloop-hf-401")
-    create(emulator, "secret", llmisvc("m", "secret"))
+    create(emulator, "secret", llm_inference_service("m", "secret"))
     deadline = time.monotonic() + 30
     pod = None
     while pod is None and time.monotonic() < deadline:

@@ -8,7 +8,8 @@ Each Gateway listener (opened by controllers/gateway.py) serves `gateway_app(ns,
 - Backends: a Service (round robin over its Ready pods) or an InferencePool (endpoint picker).
 - Per pod, a fake vLLM: GET /v1/models (the `--served-model-name`, else `--model`, else
   "/mnt/models"), POST /v1/completions and /v1/chat/completions (OpenAI format, `stream: true`
-  SSE with `stream_options.include_usage`), GET /health. Tokens are whitespace words; text is
+  SSE with `stream_options.include_usage`, and with `continuous_usage_stats` the cumulative
+  usage on every content chunk as vLLM sends it), GET /health. Tokens are whitespace words; text is
   deterministic per prompt; `max_tokens` is honoured (`ignore_eos: true` yields exactly that
   many). A wrong `model` gives vLLM's 404 NotFoundError.
 - Latency is REAL time from `emu.config["model_server"]`: ttft_ms, itl_ms, tokens_per_chunk
@@ -460,9 +461,18 @@ class ModelServer:
         created = int(time.time())
         ident = ("chatcmpl-" if chat else "cmpl-") + request_id
         if body.get("stream"):
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            options = body.get("stream_options") or {}
             reply = Reply(ident, created, model, chat, words, finish)
-            return await self._stream(request, headers, reply, usage if include_usage else None)
+            continuous = bool(
+                options.get("include_usage") and options.get("continuous_usage_stats")
+            )
+            return await self._stream(
+                request,
+                headers,
+                reply,
+                usage if options.get("include_usage") else None,
+                continuous=continuous,
+            )
         await self._delay(len(words))
         text = " ".join(words)
         if chat:
@@ -505,7 +515,13 @@ class ModelServer:
             await asyncio.sleep(total / 1000)
 
     async def _stream(
-        self, request: web.Request, headers: dict[str, str], reply: Reply, usage: Obj | None
+        self,
+        request: web.Request,
+        headers: dict[str, str],
+        reply: Reply,
+        usage: Obj | None,
+        *,
+        continuous: bool = False,
     ) -> web.StreamResponse:
         ident, created, model, chat = reply.ident, reply.created, reply.model, reply.chat
         words, finish = reply.words, reply.finish
@@ -551,7 +567,18 @@ class ModelServer:
                 await send([choice(None, None, role=True)])
             text = " ".join(words[i : i + per_chunk]) + ("" if i + per_chunk >= len(words) else " ")
             last = i + per_chunk >= len(words)
-            await send([choice(text, finish if last else None)])
+            running = None
+            if continuous and usage is not None:
+                # vLLM's continuous_usage_stats: cumulative usage on every content chunk
+                done = min(len(words), i + per_chunk)
+                running = {
+                    "usage": {
+                        **usage,
+                        "completion_tokens": done,
+                        "total_tokens": usage["prompt_tokens"] + done,
+                    }
+                }
+            await send([choice(text, finish if last else None)], running)
         if not words:
             await send([choice("", finish)])
         if usage is not None:

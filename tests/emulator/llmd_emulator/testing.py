@@ -113,3 +113,129 @@ def running_emulator(state_dir: Path | str, **options: Any) -> Iterator[Endpoint
         stopped = cli("stop", "--state-dir", str(state_dir))
         if stopped.returncode != 0:
             raise RuntimeError(f"emulator did not stop cleanly: {stopped.stderr}")
+
+
+# ----------------------------------------------------------------- objects tests create
+# Shared by the playbook tests and the benchmarks: permissive stand-ins of the CRDs the serving
+# path needs (the emulated controllers act on them), and the objects a test serves a model with.
+Obj = dict[str, Any]
+
+
+def permissive_crd(
+    group: str, version: str, kind: str, plural: str, scope: str = "Namespaced"
+) -> Obj:
+    """A CRD that accepts any object of its kind (status subresource on)."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": scope,
+            "names": {
+                "kind": kind,
+                "plural": plural,
+                "singular": kind.lower(),
+                "listKind": f"{kind}List",
+            },
+            "versions": [
+                {
+                    "name": version,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+GATEWAY_CRDS = [
+    permissive_crd("gateway.networking.k8s.io", "v1", "Gateway", "gateways"),
+    permissive_crd("gateway.networking.k8s.io", "v1", "GatewayClass", "gatewayclasses", "Cluster"),
+]
+SERVING_CRDS = [
+    *GATEWAY_CRDS,
+    permissive_crd("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes"),
+    permissive_crd("inference.networking.k8s.io", "v1", "InferencePool", "inferencepools"),
+    permissive_crd("serving.kserve.io", "v1alpha1", "LLMInferenceService", "llminferenceservices"),
+    permissive_crd(
+        "serving.kserve.io", "v1alpha1", "LLMInferenceServiceConfig", "llminferenceserviceconfigs"
+    ),
+]
+MODEL = "Qwen/Qwen2.5-3B-Instruct"
+
+
+def namespace(name: str) -> Obj:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def gateway(name: str = "inference-gateway", ns: str = "opendatahub", port: int = 80) -> Obj:
+    """A Gateway of class istio with one HTTP listener open to routes of every namespace."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "gatewayClassName": "istio",
+            "listeners": [
+                {
+                    "name": "http",
+                    "port": port,
+                    "protocol": "HTTP",
+                    "allowedRoutes": {"namespaces": {"from": "All"}},
+                }
+            ],
+        },
+    }
+
+
+def llm_inference_service(
+    name: str,
+    ns: str,
+    *,
+    tpu: bool = False,
+    replicas: int = 1,
+    base_refs: list | None = None,
+    served_name: str = MODEL,
+) -> Obj:
+    """An LLMInferenceService served through the gateway opendatahub/inference-gateway."""
+    container: Obj = {
+        "name": "main",
+        "image": "registry.redhat.io/rhaiis/vllm-tpu-rhel9:3.2.5",
+        "args": ["--model=/mnt/models", f"--served-model-name={served_name}"],
+    }
+    template: Obj = {"containers": [container]}
+    if tpu:
+        container["resources"] = {"limits": {"google.com/tpu": "4"}}
+        template["nodeSelector"] = {
+            "cloud.google.com/gke-tpu-accelerator": "tpu-v6e-slice",
+            "cloud.google.com/gke-tpu-topology": "2x2",
+        }
+        template["tolerations"] = [
+            {"key": "google.com/tpu", "operator": "Exists", "effect": "NoSchedule"}
+        ]
+    spec: Obj = {
+        "model": {"uri": f"hf://{MODEL}", "name": MODEL},
+        "replicas": replicas,
+        "template": template,
+        "router": {
+            "gateway": {"refs": [{"name": "inference-gateway", "namespace": "opendatahub"}]},
+            "route": {},
+            "scheduler": {},
+        },
+    }
+    if base_refs:
+        spec["baseRefs"] = base_refs
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "LLMInferenceService",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }

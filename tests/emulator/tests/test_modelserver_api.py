@@ -86,6 +86,31 @@ def test_streaming_sse_with_usage(served):
     assert chunks[-1]["usage"]["prompt_tokens"] == 2
 
 
+def test_continuous_usage_counts_the_tokens_of_every_chunk(served):
+    kube, url = served
+    kube.admin_post("/config", {"model_server": {"tokens_per_chunk": 3}})
+    try:
+        body = {
+            "model": MODEL,
+            "prompt": "count my chunks",
+            "max_tokens": 7,
+            "ignore_eos": True,
+            "stream": True,
+            "stream_options": {"include_usage": True, "continuous_usage_stats": True},
+        }
+        with requests.post(f"{url}/v1/completions", json=body, stream=True, timeout=5) as resp:
+            events = [line[6:] for line in resp.iter_lines() if line.startswith(b"data: {")]
+    finally:
+        kube.admin_post("/config", {"model_server": {"tokens_per_chunk": 1}})
+    chunks = [json.loads(e) for e in events]
+    content = [c for c in chunks if c["choices"]]
+    # 7 tokens in chunks of 3, 3, 1; the usage of each is cumulative, as vLLM sends it
+    assert [len(c["choices"][0]["text"].split()) for c in content] == [3, 3, 1]
+    assert [c["usage"]["completion_tokens"] for c in content] == [3, 6, 7]
+    assert all(c["usage"]["prompt_tokens"] == 3 for c in content)
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 7
+
+
 def test_errors_model_mismatch_http10_and_routes(served):
     _kube, url = served
     wrong = requests.post(
