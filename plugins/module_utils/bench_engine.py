@@ -1,0 +1,672 @@
+# Copyright: (c) 2026, llmd.gke contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Load engine of bench_run: an aiohttp client for OpenAI-compatible endpoints.
+
+``run(spec) -> dict`` is the whole contract (the ``make bench`` harness and other modules call it):
+``spec`` holds bench_run's option names (missing ones take the module's defaults), plus
+``return_records`` (bool) and ``run_id`` (str, else random). It runs its own event loop
+(``asyncio.run``) and returns ``{"percentile_method", "run_id", "levels": [...],
+"levels_not_run": [...], "stopped_early": reason or None, "records": [...]}`` (records only with
+``return_records``). ``plan(spec)`` validates the same spec and describes the run without
+sending anything (bench_run's check mode).
+
+How it loads the server:
+
+- one ``ClientSession`` and ``TCPConnector`` for the run (HTTP/1.1 keep-alive; connection limit =
+  the largest concurrency, or ``max_concurrency`` in rate mode), a 2 MiB read buffer, no cookie
+  jar, the per-request ``timeout`` as the session's total timeout;
+- concurrency mode: ``level`` workers, started ``STAGGER_STEP_S`` apart (at most
+  ``STAGGER_MAX_S`` in all), each sending its next request when its previous one ends; a
+  shared counter admits requests, so a level never has more than ``level`` in flight and never
+  sends more than ``warmup + requests``;
+- rate mode: one dispatcher sends at scheduled times (constant or Poisson gaps from a generator
+  seeded with ``seed`` and the level index); at ``max_concurrency`` in flight an arrival waits for
+  a slot, which shows as schedule lag (``max_schedule_lag_ms``, ``capped_arrivals``);
+- a level ends at ``requests`` measured sends or ``duration`` seconds after its first measured
+  send, whichever comes first, then waits for the requests in flight; it stops early when, after
+  ``error_stop_min_requests`` answers (warm-up included), the error rate passes
+  ``max_error_rate``: no later level runs;
+- every request carries a unique ``x-request-id`` (``<run_id>-<level index>-<sequence>``).
+
+The hot path only stamps ``time.perf_counter()`` and appends: streams are read with
+``iter_any()`` and split on newlines (bytes operations), ``json.loads`` runs on ``data:`` lines
+only, and per request one tuple is appended. Metrics are computed after the level
+(``bench_stats``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import random
+import re
+import time
+from itertools import count as _count
+from urllib.parse import urlsplit, urlunsplit
+
+try:
+    import aiohttp
+
+    HAS_AIOHTTP = True
+    AIOHTTP_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - exercised when aiohttp is absent
+    aiohttp = None
+    HAS_AIOHTTP = False
+    AIOHTTP_IMPORT_ERROR = exc
+
+from ansible_collections.llmd.gke.plugins.module_utils import bench_prompts, bench_stats
+
+DEFAULTS = {
+    "url": None,
+    "model": None,
+    "api": "completions",
+    "stream": True,
+    "max_tokens": 64,
+    "ignore_eos": True,
+    "api_key": None,
+    "headers": None,
+    "extra_body": None,
+    "load": "concurrency",
+    "levels": [1],
+    "arrival": "constant",
+    "max_concurrency": 256,
+    "duration": None,
+    "requests": None,
+    "warmup_requests": 0,
+    "warmup_seconds": 0.0,
+    "timeout": 60.0,
+    "max_error_rate": 0.5,
+    "error_stop_min_requests": 20,
+    "prompts": None,
+    "seed": 0,
+    "run_id": None,
+    "return_records": False,
+}
+RECORD_FIELDS = (
+    "request_id",
+    "level_index",
+    "level",
+    "warmup",
+    "prefix_group",
+    "scheduled_s",
+    "start_s",
+    "status",
+    "error",
+    "e2e_ms",
+    "ttft_ms",
+    "tpot_ms",
+    "itl_mean_ms",
+    "input_tokens",
+    "output_tokens",
+    "endpoint",
+)
+ENDPOINT_HEADER = "x-gateway-destination-endpoint"
+STAGGER_STEP_S = 0.001
+STAGGER_MAX_S = 0.1
+READ_BUFSIZE = 2**21
+EXCERPT = 300
+REDACTED = "********"
+
+
+class BenchError(ValueError):
+    """A spec that cannot run (bad option); the message names the option and the fix."""
+
+
+# ------------------------------------------------------------------------------ spec
+def normalize(spec: dict) -> dict:
+    """The spec with defaults filled in and checked; BenchError on a bad option."""
+    unknown = set(spec) - set(DEFAULTS) - {"slo", "fail_on_slo", "fail_on_error_stop"}
+    unknown -= {"results_dir", "return_records"}
+    if unknown:
+        raise BenchError("unknown option(s): " + ", ".join(sorted(unknown)))
+    out = dict(DEFAULTS)
+    out.update({k: v for k, v in spec.items() if v is not None})
+    if not out["url"] or not isinstance(out["url"], str):
+        raise BenchError("url is required: the base URL of the OpenAI-compatible server")
+    parts = urlsplit(out["url"])
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise BenchError(f"url must be http(s)://host[:port][/prefix], got {safe_url(out['url'])}")
+    if not out["model"]:
+        raise BenchError("model is required: the served model name (GET /v1/models lists it)")
+    if out["api"] not in ("completions", "chat"):
+        raise BenchError("api must be completions or chat")
+    if out["load"] not in ("concurrency", "rate"):
+        raise BenchError("load must be concurrency or rate")
+    if out["arrival"] not in ("constant", "poisson"):
+        raise BenchError("arrival must be constant or poisson")
+    levels = out["levels"]
+    if not isinstance(levels, (list, tuple)) or not levels:
+        raise BenchError("levels must be a non-empty list of numbers")
+    try:
+        levels = [float(x) for x in levels]
+    except (TypeError, ValueError):
+        raise BenchError("levels must be numbers") from None
+    if out["load"] == "concurrency":
+        if any(x < 1 or x != int(x) for x in levels):
+            raise BenchError("with load=concurrency, levels are whole numbers of 1 or more")
+        levels = [int(x) for x in levels]
+    elif any(x <= 0 or math.isinf(x) or math.isnan(x) for x in levels):
+        raise BenchError("with load=rate, levels are request rates (req/s) above 0")
+    out["levels"] = levels
+    if out["duration"] is None and out["requests"] is None:
+        raise BenchError("set duration (seconds per level) or requests (per level), or both")
+    if out["duration"] is not None and float(out["duration"]) <= 0:
+        raise BenchError("duration must be above 0 seconds")
+    if out["requests"] is not None and int(out["requests"]) < 1:
+        raise BenchError("requests must be 1 or more")
+    for name in ("max_tokens", "max_concurrency", "error_stop_min_requests"):
+        if int(out[name]) < 1:
+            raise BenchError(f"{name} must be 1 or more")
+    if int(out["warmup_requests"]) < 0 or float(out["warmup_seconds"]) < 0:
+        raise BenchError("warmup_requests and warmup_seconds must be 0 or more")
+    if float(out["timeout"]) <= 0:
+        raise BenchError("timeout must be above 0 seconds")
+    if not 0 <= float(out["max_error_rate"]) <= 1:
+        raise BenchError("max_error_rate must be between 0 and 1")
+    if out["headers"] is not None and not isinstance(out["headers"], dict):
+        raise BenchError("headers must be a dict of header names and values")
+    if out["extra_body"] is not None and not isinstance(out["extra_body"], dict):
+        raise BenchError("extra_body must be a dict")
+    return out
+
+
+def safe_url(url: str) -> str:
+    """The URL without user:password@."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        parts = parts._replace(netloc=host)
+    return urlunsplit(parts)
+
+
+def endpoint_url(url: str, api: str) -> str:
+    base = url.rstrip("/")
+    if base.endswith("/v1"):
+        base = base[:-3]
+    return base + ("/v1/chat/completions" if api == "chat" else "/v1/completions")
+
+
+def secrets_of(spec: dict) -> list[str]:
+    """Values that must never appear in output: the API key and every header value."""
+    values = [spec.get("api_key")] + [str(v) for v in (spec.get("headers") or {}).values()]
+    return [v for v in values if v]
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for value in secrets:
+        text = text.replace(value, REDACTED)
+    return text
+
+
+def request_bodies(spec: dict, prompts: list) -> list[bytes]:
+    """One pre-encoded JSON body per prompt."""
+    chat = spec["api"] == "chat"
+    common: dict = {"model": spec["model"], "stream": bool(spec["stream"])}
+    if spec["stream"]:
+        common["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
+    if spec["ignore_eos"]:
+        common["ignore_eos"] = True
+    bodies = []
+    for prompt in prompts:
+        body = dict(common)
+        if chat:
+            body["messages"] = bench_prompts.prompt_messages(prompt)
+        else:
+            body["prompt"] = bench_prompts.prompt_text(prompt)
+        body["max_tokens"] = prompt.max_tokens or int(spec["max_tokens"])
+        body.update(spec["extra_body"] or {})
+        bodies.append(json.dumps(body, separators=(",", ":")).encode())
+    return bodies
+
+
+def arrival_offsets(rate: float, arrival: str, seed: int, level_index: int):
+    """Send times (seconds from the level's start) of a rate level: 0, then constant 1/rate gaps
+    or exponential gaps (Poisson process) from a generator seeded by ``seed`` and the level."""
+    if arrival == "constant":
+        gap = 1.0 / rate
+        for k in _count():
+            yield k * gap
+    rng = random.Random(f"bench-arrivals-{seed}-{level_index}")
+    t = 0.0
+    while True:
+        yield t
+        t += rng.expovariate(rate)
+
+
+def level_label(load: str, level) -> str:
+    return f"concurrency={level}" if load == "concurrency" else f"rate={level:g}/s"
+
+
+def plan(spec: dict) -> dict:
+    """What ``run`` would do, without sending anything (check mode)."""
+    spec = normalize(spec)
+    prompts = bench_prompts.build_prompts(spec["prompts"], int(spec["seed"]))
+    levels = []
+    for index, level in enumerate(spec["levels"]):
+        levels.append(
+            {
+                "label": level_label(spec["load"], level),
+                "level_index": index,
+                "level": level,
+                "requests": spec["requests"],
+                "duration_s": spec["duration"],
+                "warmup_requests": int(spec["warmup_requests"]),
+                "warmup_seconds": float(spec["warmup_seconds"]),
+                "max_in_flight": level
+                if spec["load"] == "concurrency"
+                else spec["max_concurrency"],
+            }
+        )
+    max_requests = None
+    if spec["requests"] is not None:
+        max_requests = len(spec["levels"]) * int(spec["requests"])
+    return {
+        "endpoint": safe_url(endpoint_url(spec["url"], spec["api"])),
+        "model": spec["model"],
+        "api": spec["api"],
+        "stream": bool(spec["stream"]),
+        "max_tokens": int(spec["max_tokens"]),
+        "ignore_eos": bool(spec["ignore_eos"]),
+        "load": spec["load"],
+        "arrival": spec["arrival"] if spec["load"] == "rate" else None,
+        "timeout_s": float(spec["timeout"]),
+        "levels": levels,
+        "max_measured_requests": max_requests,
+        "prompts": bench_prompts.prompt_stats(prompts, spec["prompts"]),
+        "seed": int(spec["seed"]),
+        "header_names": sorted((spec["headers"] or {}).keys()),
+        "api_key": bool(spec["api_key"]),
+    }
+
+
+# ------------------------------------------------------------------------------ engine
+class _Level:
+    """State of one load level while it runs (admission counters and the raw results)."""
+
+    __slots__ = (
+        "capped",
+        "deadline",
+        "done",
+        "duration",
+        "failed",
+        "index",
+        "level",
+        "limit",
+        "measure_t0",
+        "measured",
+        "prefix",
+        "raw",
+        "seq",
+        "stop",
+        "t0",
+        "warmup_requests",
+        "warmup_seconds",
+    )
+
+    def __init__(self, spec: dict, index: int, level, prefix: str) -> None:
+        self.index, self.level, self.prefix = index, level, prefix
+        self.raw: list[tuple] = []
+        self.seq = 0
+        self.measured = 0
+        self.done = 0
+        self.failed = 0
+        self.capped = 0
+        self.stop: str | None = None
+        self.t0 = time.perf_counter()
+        self.measure_t0: float | None = None
+        self.deadline = math.inf
+        self.limit = int(spec["requests"]) if spec["requests"] is not None else math.inf
+        self.duration = float(spec["duration"]) if spec["duration"] is not None else None
+        self.warmup_requests = int(spec["warmup_requests"])
+        self.warmup_seconds = float(spec["warmup_seconds"])
+
+    def admit(self, now: float):
+        """None when the level sends nothing more, else whether the next request is warm-up."""
+        if self.stop is not None:
+            return None
+        warm = self.seq < self.warmup_requests or now - self.t0 < self.warmup_seconds
+        if not warm:
+            if self.measure_t0 is None:
+                self.measure_t0 = now
+                if self.duration is not None:
+                    self.deadline = now + self.duration
+            elif now >= self.deadline:
+                return None
+            if self.measured >= self.limit:
+                return None
+            self.measured += 1
+        self.seq += 1
+        return warm
+
+    def ended(self, now: float) -> bool:
+        """Whether no request can be admitted any more (for the rate dispatcher)."""
+        return self.stop is not None or (
+            self.measure_t0 is not None and (now >= self.deadline or self.measured >= self.limit)
+        )
+
+
+class _Context:
+    """What every level of a run shares."""
+
+    __slots__ = ("bodies", "headers", "prompts", "secrets", "session", "spec", "t0", "url")
+
+    def __init__(self, spec: dict, prompts: list, bodies: list[bytes]) -> None:
+        self.spec, self.prompts, self.bodies = spec, prompts, bodies
+        self.secrets = secrets_of(spec)
+        self.url = endpoint_url(spec["url"], spec["api"])
+        headers = {"Content-Type": "application/json"}
+        headers["Accept"] = "text/event-stream" if spec["stream"] else "application/json"
+        if spec["api_key"]:
+            headers["Authorization"] = f"Bearer {spec['api_key']}"
+        headers.update({str(k): str(v) for k, v in (spec["headers"] or {}).items()})
+        self.headers = headers
+        self.session = None
+        self.t0 = time.perf_counter()
+
+
+class _Invalid(Exception):
+    """A 2xx answer that is not a valid completion (bad JSON, an error event, no [DONE])."""
+
+
+# SSE events are examined with bytes searches, not parsed: a JSON string cannot contain an
+# unescaped quote, so these keys only match keys. Text: a non-empty completion text, chat
+# content or reasoning. A data line that mentions "error" and the last line with usage are
+# parsed with json.loads.
+_TEXT = re.compile(rb'"(?:text|content|reasoning_content|reasoning)":\s*"(?!")')
+_CHOICE = re.compile(rb'"choices":\s*\[\s*\{')
+_USAGE_TOKENS = re.compile(rb'"completion_tokens":\s*(\d+)')
+
+
+def _check_error_event(obj) -> None:
+    if isinstance(obj, dict) and obj.get("error") and not obj.get("choices"):
+        raise _Invalid(f"error event: {obj['error']}"[:EXCERPT])
+
+
+async def _run(spec: dict, prompts: list, bodies: list[bytes]) -> dict:
+    run_id = spec["run_id"] or os.urandom(4).hex()
+    ctx = _Context(spec, prompts, bodies)
+    concurrency = spec["load"] == "concurrency"
+    limit = max(spec["levels"]) if concurrency else int(spec["max_concurrency"])
+    ctx.session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=int(limit), limit_per_host=0),
+        timeout=aiohttp.ClientTimeout(total=float(spec["timeout"])),
+        read_bufsize=READ_BUFSIZE,
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+    ctx.t0 = time.perf_counter()
+    levels, records = [], []
+    stopped, not_run = None, []
+    try:
+        for index, level in enumerate(spec["levels"]):
+            if stopped is not None:
+                not_run.append(level)
+                continue
+            state = _Level(spec, index, level, f"{run_id}-{index}-")
+            await (_concurrency_level if concurrency else _rate_level)(ctx, state)
+            summary, level_records = _analyse(ctx, state)
+            levels.append(summary)
+            if spec["return_records"]:
+                records.extend(level_records)
+            if state.stop is not None:
+                stopped = f"{summary['label']}: {state.stop}"
+    finally:
+        await ctx.session.close()
+    result = {
+        "percentile_method": bench_stats.PERCENTILE_METHOD,
+        "run_id": run_id,
+        "levels": levels,
+        "levels_not_run": not_run,
+        "stopped_early": stopped,
+    }
+    if spec["return_records"]:
+        result["records"] = records
+    return result
+
+
+def _sender(ctx: _Context, state: _Level):
+    """The coroutine function that sends request ``seq`` and appends its raw tuple."""
+    spec, bodies, base_headers, url, prefix = (
+        ctx.spec,
+        ctx.bodies,
+        ctx.headers,
+        ctx.url,
+        state.prefix,
+    )
+    stream = bool(spec["stream"])
+    nbodies = len(bodies)
+    loads = json.loads
+    perf = time.perf_counter
+    raw_append = state.raw.append
+    max_error_rate = float(spec["max_error_rate"])
+    min_requests = int(spec["error_stop_min_requests"])
+    timeout_text = f"no complete answer within the timeout of {spec['timeout']} s"
+    post = ctx.session.post
+    has_text, has_choice, usage_tokens = _TEXT.search, _CHOICE.search, _USAGE_TOKENS.search
+    client_error = aiohttp.ClientError
+
+    async def send(seq: int, warm: bool, t_sched) -> None:
+        headers = dict(base_headers)
+        headers["x-request-id"] = prefix + str(seq)
+        body = bodies[seq % nbodies]
+        status = endpoint = detail = error = None
+        times = cums = usage = None
+        t0 = perf()
+        try:
+            async with post(url, data=body, headers=headers) as resp:
+                status = resp.status
+                endpoint = resp.headers.get(ENDPOINT_HEADER)
+                if status < 200 or status >= 300:
+                    error = f"http_{status}"
+                    detail = (await resp.read())[:EXCERPT].decode("utf-8", "replace")
+                elif stream:
+                    times, cums = [], []
+                    done = False
+                    tail = b""
+                    last_ct = 0
+                    usage_line = None
+                    async for received in resp.content.iter_any():
+                        now = perf()
+                        lines = (tail + received if tail else received).split(b"\n")
+                        tail = lines.pop()
+                        for line in lines:
+                            if line[:5] != b"data:":
+                                continue
+                            payload = line[5:].strip()
+                            if payload[:1] != b"{":
+                                if payload == b"[DONE]":
+                                    done = True
+                                    continue
+                                raise _Invalid(f"data line is not a JSON object: {payload[:80]!r}")
+                            if b'"error"' in payload:
+                                _check_error_event(loads(payload))
+                            ct = None
+                            if b'"completion_tokens"' in payload:
+                                match = usage_tokens(payload)
+                                if match:
+                                    ct = int(match.group(1))
+                                    usage_line = payload
+                            if has_text(payload) or (
+                                ct is not None and ct > last_ct and has_choice(payload)
+                            ):
+                                times.append(now)
+                                cums.append(ct)
+                            if ct is not None:
+                                last_ct = ct
+                    if not done:
+                        raise _Invalid("the stream ended without data: [DONE]")
+                    if usage_line is not None:
+                        usage = loads(usage_line).get("usage")
+                else:
+                    obj = loads(await resp.read())
+                    if not isinstance(obj, dict) or not isinstance(obj.get("choices"), list):
+                        raise _Invalid("no choices in the response body")
+                    usage = obj.get("usage")
+        except TimeoutError:
+            error, detail = "timeout", timeout_text
+        except _Invalid as exc:
+            error, detail = "invalid_response", str(exc)
+        except (ValueError, AttributeError, TypeError, KeyError, IndexError) as exc:
+            error, detail = "invalid_response", f"{type(exc).__name__}: {exc}"[:EXCERPT]
+        except (client_error, OSError) as exc:
+            error, detail = "connection", f"{type(exc).__name__}: {exc}"[:EXCERPT]
+        t1 = perf()
+        raw_append(
+            (seq, warm, t_sched, t0, t1, status, error, times, cums, usage, endpoint, detail)
+        )
+        state.done += 1
+        if error is not None:
+            state.failed += 1
+            if (
+                state.stop is None
+                and state.done >= min_requests
+                and state.failed > max_error_rate * state.done
+            ):
+                state.stop = (
+                    f"error rate {state.failed}/{state.done} = {state.failed / state.done:.2f}"
+                    f" passed max_error_rate {max_error_rate:g}"
+                    f" (checked from {min_requests} answers on, warm-up included)"
+                )
+
+    return send
+
+
+async def _concurrency_level(ctx: _Context, state: _Level) -> None:
+    send = _sender(ctx, state)
+    perf = time.perf_counter
+    admit = state.admit
+    level = state.level
+    step = min(STAGGER_STEP_S, STAGGER_MAX_S / level)
+
+    async def worker(delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        while True:
+            warm = admit(perf())
+            if warm is None:
+                return
+            await send(state.seq - 1, warm, None)
+
+    await asyncio.gather(*(worker(i * step) for i in range(level)))
+
+
+async def _rate_level(ctx: _Context, state: _Level) -> None:
+    send = _sender(ctx, state)
+    spec = ctx.spec
+    perf = time.perf_counter
+    slots = asyncio.Semaphore(int(spec["max_concurrency"]))
+    tasks: set = set()
+
+    async def one(seq: int, warm: bool, due: float) -> None:
+        try:
+            await send(seq, warm, due)
+        finally:
+            slots.release()
+
+    base = perf()
+    offsets = arrival_offsets(float(state.level), spec["arrival"], int(spec["seed"]), state.index)
+    for offset in offsets:
+        due = base + offset
+        if state.ended(due):
+            break
+        now = perf()
+        if due > now:
+            await asyncio.sleep(due - now)
+        if slots.locked():
+            state.capped += 1
+        await slots.acquire()
+        warm = state.admit(due)
+        if warm is None:
+            slots.release()
+            break
+        task = asyncio.create_task(one(state.seq - 1, warm, due))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.gather(*tasks)
+
+
+def _analyse(ctx: _Context, state: _Level):
+    """The level's summary and its per-request records (after the level)."""
+    spec, prompts, run_t0 = ctx.spec, ctx.prompts, ctx.t0
+    records = []
+    itl_values: list[float] = []
+    itl_weights: list[int] = []
+    samples: dict[str, str] = {}
+    first = last = None
+    lags = []
+    nprompts = len(prompts)
+    for seq, warm, t_sched, t0, t1, status, error, times, cums, answer, endpoint, detail in sorted(
+        state.raw, key=lambda r: r[0]
+    ):
+        usage = answer if isinstance(answer, dict) else {}
+        in_tokens = usage.get("prompt_tokens")
+        out_tokens = usage.get("completion_tokens")
+        ttft = tpot = itl_mean = None
+        if error is None:
+            ttft, tpot, values, weights, out_tokens = bench_stats.request_metrics(
+                t0, t1, times, cums, out_tokens
+            )
+            if weights:
+                total = math.fsum(v * w for v, w in zip(values, weights, strict=True))
+                itl_mean = round(total / sum(weights), 3)
+                if not warm:
+                    itl_values.extend(values)
+                    itl_weights.extend(weights)
+        elif detail and error not in samples:
+            samples[error] = redact(detail, ctx.secrets)
+        if not warm:
+            first = t0 if first is None or t0 < first else first
+            last = t1 if last is None or t1 > last else last
+            if t_sched is not None:
+                lags.append(t0 - t_sched)
+        records.append(
+            {
+                "request_id": state.prefix + str(seq),
+                "level_index": state.index,
+                "level": state.level,
+                "warmup": warm,
+                "prefix_group": prompts[seq % nprompts].group,
+                "scheduled_s": None if t_sched is None else round(t_sched - run_t0, 6),
+                "start_s": round(t0 - run_t0, 6),
+                "status": status,
+                "error": error,
+                "e2e_ms": round((t1 - t0) * 1000.0, 3),
+                "ttft_ms": None if ttft is None else round(ttft, 3),
+                "tpot_ms": None if tpot is None else round(tpot, 3),
+                "itl_mean_ms": itl_mean,
+                "input_tokens": in_tokens,
+                "output_tokens": out_tokens,
+                "endpoint": endpoint,
+            }
+        )
+    header = {
+        "label": level_label(spec["load"], state.level),
+        "load": spec["load"],
+        "level": state.level,
+        "level_index": state.index,
+        "warmup_sent": sum(1 for r in records if r["warmup"]),
+        "stopped_early": state.stop,
+    }
+    span = (last - first) if first is not None else 0.0
+    summary = bench_stats.level_summary(header, records, span, itl_values, itl_weights)
+    summary["error_samples"] = samples
+    if spec["load"] == "rate":
+        summary["max_schedule_lag_ms"] = round(max(lags) * 1000.0, 3) if lags else 0.0
+        summary["capped_arrivals"] = state.capped
+    else:
+        summary["max_schedule_lag_ms"] = None
+    return summary, records
+
+
+def run(spec: dict) -> dict:
+    """Run the benchmark described by ``spec`` (bench_run's options); see the module docstring."""
+    if not HAS_AIOHTTP:
+        raise BenchError(f"bench_run needs the aiohttp Python package: {AIOHTTP_IMPORT_ERROR}")
+    spec = normalize(spec)
+    prompts = bench_prompts.build_prompts(spec["prompts"], int(spec["seed"]))
+    bodies = request_bodies(spec, prompts)
+    return asyncio.run(_run(spec, prompts, bodies))
