@@ -57,6 +57,18 @@ $(NCA_STAMP): tests/netpol/requirements-nca.txt
 	@$(NCA_VENV)/bin/nca --version | sed -n 1p
 	@touch $@
 
+# inference-perf (PyPI, Python 3.12+), the third client of `make bench`, in its own virtualenv:
+# it pins transformers and pulls datasets, pandas and cloud SDKs the project's .venv does not need.
+BENCH_VENV ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.setup-stamp
+
+$(BENCH_STAMP): tests/bench/requirements-bench.txt
+	@python=$$(tests/tools/find_python.sh); rm -rf $(BENCH_VENV); "$$python" -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check \
+	  -r tests/bench/requirements-bench.txt
+	@$(BENCH_VENV)/bin/pip show inference-perf | sed -n 2p
+	@touch $@
+
 lock: ## Re-resolve requirements*.txt and rewrite constraints.txt
 	@python=$$(tests/tools/find_python.sh); rm -rf $(BUILD)/lockvenv; \
 	  "$$python" -m venv $(BUILD)/lockvenv; \
@@ -117,7 +129,10 @@ clean: ## Remove build outputs and caches (keeps .venv)
 	rm -rf $(BUILD) .cache .pytest_cache .ruff_cache tests/output
 
 # Benchmarks (speed is measured here, never asserted by tests): llmisvc_wait notices Ready within
-# 1 s of the flip and keeps its API calls bounded during a long wait (counted in the client).
+# 1 s of the flip and keeps its API calls bounded during a long wait (counted in the client);
+# bench_run's load engine against a raw aiohttp loop and inference-perf on a fake OpenAI server,
+# client and server on one CPU each (BENCH_COMPARE_ARGS: e.g. --repeat 3, --scale 0.5).
 .PHONY: bench
-bench: $(STAMP) ## Benchmarks against the emulator (llmisvc_wait: Ready latency, API calls)
+bench: $(STAMP) $(BENCH_STAMP) ## Benchmarks: llmisvc_wait; bench_run vs raw aiohttp vs inference-perf
 	PYTHONPATH=tests/emulator $(PY) tests/bench/bench_llmisvc_wait.py $(BENCH_ARGS)
+	$(PY) tests/bench/bench_run_compare.py --bench-venv $(BENCH_VENV) $(BENCH_COMPARE_ARGS)
