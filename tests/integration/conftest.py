@@ -50,6 +50,7 @@ class Run:
 # The longest test files first: pytest-xdist hands out whole files (--dist loadfile) in collection
 # order, and a long file handed out last would run alone at the end.
 LONGEST_FIRST = (
+    "test_lifecycle.py",
     "test_sandbox.py",
     "test_molecule.py",
     "test_netpol.py",
