@@ -50,7 +50,6 @@ class Run:
 # The longest test files first: pytest-xdist hands out whole files (--dist loadfile) in collection
 # order, and a long file handed out last would run alone at the end.
 LONGEST_FIRST = (
-    "test_lifecycle.py",
     "test_sandbox.py",
     "test_molecule.py",
     "test_netpol.py",
@@ -166,10 +165,11 @@ def sandbox_gateway_port():
 
 
 @pytest.fixture
-def site(playbook, sandbox_emulator, sandbox_gateway_port):
-    """site(*args) runs site.yml on inventories/sandbox against the module's emulator."""
+def sandbox_playbook(playbook, sandbox_emulator, sandbox_gateway_port):
+    """sandbox_playbook(book, *args) runs a playbook on inventories/sandbox against the module's
+    emulator (its GKE endpoints, token, kubeconfig path and gateway port as extra vars)."""
 
-    def run(*args: str, env: dict | None = None) -> Run:
+    def run(book: str, *args: str, env: dict | None = None, timeout: int = 900) -> Run:
         endpoints = json.dumps(
             {
                 "llmd_gke_api_endpoint": sandbox_emulator.gke_url,
@@ -183,7 +183,19 @@ def site(playbook, sandbox_emulator, sandbox_gateway_port):
                 "llmd_gateway_port": sandbox_gateway_port,
             }
         )
-        return playbook("site.yml", "-i", "inventories/sandbox", "-e", endpoints, *args, env=env)
+        return playbook(
+            book, "-i", "inventories/sandbox", "-e", endpoints, *args, env=env, timeout=timeout
+        )
+
+    return run
+
+
+@pytest.fixture
+def site(sandbox_playbook):
+    """site(*args) runs site.yml on inventories/sandbox against the module's emulator."""
+
+    def run(*args: str, env: dict | None = None) -> Run:
+        return sandbox_playbook("site.yml", *args, env=env)
 
     return run
 
