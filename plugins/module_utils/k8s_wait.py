@@ -16,6 +16,8 @@
   after the first successful LIST (connection errors, 429, 5xx) are retried with capped backoff.
   Everything runs against a ``Deadline`` on the monotonic clock: a watch request never asks the
   server for longer than the time left, and the socket read timeout is bounded by it too.
+- ``module_client(module)``: the client of a module's options, or the module failed with the
+  cause and the fix (kubernetes library missing, kubeconfig unreadable).
 - ``KubeError`` (status, reason, message, hint) and ``WaitTimeout`` (last state seen, elapsed,
   last transient error).
 
@@ -33,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 try:
     import urllib3
@@ -344,6 +346,18 @@ class KubeClient:
             return  # read timeout or dropped connection: the caller resumes from its RV
         finally:
             _close(raw)
+
+
+def module_client(module, **kwargs) -> KubeClient:
+    """The KubeClient of an AnsibleModule's kubeconfig/context options; on a missing kubernetes
+    library or an unusable kubeconfig the module fails with the cause and the fix."""
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    try:
+        return KubeClient.from_params(module.params, **kwargs)
+    except KubeError as exc:
+        module.fail_json(msg=str(exc), reason=exc.reason, hint=exc.hint)
+        raise  # fail_json exits; for the type checker
 
 
 def _selectors(label_selector: str | None, field_selector: str | None) -> list:

@@ -197,18 +197,15 @@ hint:
   sample: "The load balancer has no address yet: see 'kubectl get svc -n opendatahub inference-gateway-istio' (EXTERNAL-IP <pending>) ..."
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmd.gke.plugins.module_utils.gateway_status import (
     GatewayFailure,
     wait_gateway,
 )
 from ansible_collections.llmd.gke.plugins.module_utils.k8s_wait import (
-    HAS_KUBERNETES,
     KUBE_ARG_SPEC,
-    KUBERNETES_IMPORT_ERROR,
-    KubeClient,
-    KubeError,
+    module_client,
 )
 
 
@@ -227,18 +224,13 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     for option in ("timeout", "pod_timeout"):
         if params[option] < 0:
             module.fail_json(msg=f"{option} must be 0 or more seconds, got {params[option]}")
     for option in ("name", "namespace"):
         if not params[option]:
             module.fail_json(msg=f"{option} must not be empty")
-    try:
-        client = KubeClient.from_params(params)
-    except KubeError as exc:
-        module.fail_json(msg=str(exc), reason=exc.reason, hint=exc.hint)
+    client = module_client(module)
     try:
         info = wait_gateway(
             client,

@@ -189,7 +189,7 @@ elapsed:
   sample: 12.5
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmd.gke.plugins.module_utils.k8s_ready import (
     Target,
@@ -197,11 +197,9 @@ from ansible_collections.llmd.gke.plugins.module_utils.k8s_ready import (
     wait_ready,
 )
 from ansible_collections.llmd.gke.plugins.module_utils.k8s_wait import (
-    HAS_KUBERNETES,
     KUBE_ARG_SPEC,
-    KUBERNETES_IMPORT_ERROR,
-    KubeClient,
     KubeError,
+    module_client,
 )
 
 RESOURCE_SPEC = dict(
@@ -226,16 +224,14 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     if params["timeout"] < 0:
         module.fail_json(msg=f"timeout must be 0 or more seconds, got {params['timeout']}")
     try:
         targets = [Target.from_dict(item, i) for i, item in enumerate(params["resources"])]
     except TargetError as exc:
         module.fail_json(msg=str(exc))
+    client = module_client(module)
     try:
-        client = KubeClient.from_params(params)
         result = wait_ready(client, targets, params["timeout"])
     except KubeError as exc:
         module.fail_json(msg=str(exc), reason=exc.reason, hint=exc.hint)

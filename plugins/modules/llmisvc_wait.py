@@ -240,15 +240,13 @@ wait_calls:
   sample: 32
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmd.gke.plugins.module_utils.k8s_wait import (
-    HAS_KUBERNETES,
     KUBE_ARG_SPEC,
-    KUBERNETES_IMPORT_ERROR,
-    KubeClient,
     KubeError,
     condition,
+    module_client,
 )
 from ansible_collections.llmd.gke.plugins.module_utils.llmisvc import LlmisvcWaiter, result_of
 
@@ -271,8 +269,6 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     for option in ("timeout", "progress_interval", "log_lines", "unschedulable_grace"):
         if params[option] < 0:
             module.fail_json(msg=f"{option} must be 0 or more, got {params[option]}")
@@ -280,10 +276,7 @@ def main():
         if not params[option]:
             module.fail_json(msg=f"{option} must not be empty")
     what = f"LLMInferenceService {params['namespace']}/{params['name']}"
-    try:
-        client = KubeClient.from_params(params)
-    except KubeError as exc:
-        module.fail_json(msg=str(exc), reason=exc.reason, hint=exc.hint)
+    client = module_client(module)
     waiter = LlmisvcWaiter(
         client,
         params["name"],

@@ -227,16 +227,14 @@ epp_pods:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmd.gke.plugins.module_utils import bench_engine
 from ansible_collections.llmd.gke.plugins.module_utils.k8s_wait import (
-    HAS_KUBERNETES,
     KUBE_ARG_SPEC,
-    KUBERNETES_IMPORT_ERROR,
-    KubeClient,
     KubeError,
     Resource,
+    module_client,
 )
 from ansible_collections.llmd.gke.plugins.module_utils.llmisvc import read_pod_log
 from ansible_collections.llmd.gke.plugins.module_utils.prefix_cache import (
@@ -321,11 +319,9 @@ def main():
     }
     if module.check_mode:
         module.exit_json(changed=False, plan=plan, msg="check mode: no request sent")
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     deployment = params["epp_deployment"] or f"{params['name']}-kserve-router-scheduler"
+    client = module_client(module)
     try:
-        client = KubeClient.from_params(params)
         pods = epp_pods(client, params["namespace"], deployment)
     except KubeError as exc:
         module.fail_json(msg=str(exc), reason=exc.reason, hint=exc.hint, plan=plan)

@@ -154,14 +154,12 @@ summary_text:
 import json
 import shutil
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmd.gke.plugins.module_utils.k8s_wait import (
-    HAS_KUBERNETES,
     KUBE_ARG_SPEC,
-    KUBERNETES_IMPORT_ERROR,
-    KubeClient,
     KubeError,
+    module_client,
 )
 from ansible_collections.llmd.gke.plugins.module_utils.support_bundle import (
     Collector,
@@ -219,17 +217,12 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     if params["log_lines"] < 0:
         module.fail_json(msg=f"log_lines must be 0 or more, got {params['log_lines']}")
     for option in ("name", "namespace"):
         if not params[option]:
             module.fail_json(msg=f"{option} must not be empty")
-    try:
-        client = KubeClient.from_params(params)
-    except KubeError as exc:
-        module.fail_json(msg=str(exc), reason=exc.reason, hint=exc.hint)
+    client = module_client(module)
     collector = Collector(
         client,
         params["name"],

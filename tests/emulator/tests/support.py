@@ -26,7 +26,7 @@ import requests
 from google.auth.transport.requests import AuthorizedSession
 from google.oauth2.credentials import Credentials
 
-from llmd_emulator.testing import Endpoints, running_emulator
+from llmd_emulator.testing import Endpoints, permissive_crd, running_emulator
 
 # ---------------------------------------------------------------------------------------- tools
 
@@ -104,8 +104,6 @@ def run_tool(*args: str, env: dict[str, str], stdin: str | None = None, check: b
 
 # ----------------------------------------------------------------------------------- Kubernetes
 
-PERMISSIVE_SCHEMA = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-
 
 def crd(
     group: str,
@@ -121,28 +119,12 @@ def crd(
 
     list_kind=False leaves names.listKind for the API server to default.
     """
-    names = {"kind": kind, "plural": plural, "singular": kind.lower()}
-    if list_kind:
-        names["listKind"] = f"{kind}List"
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{group}"},
-        "spec": {
-            "group": group,
-            "scope": scope,
-            "names": names,
-            "versions": [
-                {
-                    "name": version,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {"openAPIV3Schema": copy.deepcopy(schema or PERMISSIVE_SCHEMA)},
-                }
-            ],
-        },
-    }
+    obj = permissive_crd(group, version, kind, plural, scope)
+    if not list_kind:
+        del obj["spec"]["names"]["listKind"]
+    if schema is not None:
+        obj["spec"]["versions"][0]["schema"] = {"openAPIV3Schema": copy.deepcopy(schema)}
+    return obj
 
 
 # The llm-d stack's CRDs: group -> (version, ["Kind:plural[:Cluster]"]).

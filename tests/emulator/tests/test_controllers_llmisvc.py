@@ -8,6 +8,8 @@ import pytest
 import requests
 from support import Kube, condition, running_kube, wait_for
 
+from llmd_emulator.testing import gateway, llm_inference_service
+
 LLM = "serving.kserve.io/v1alpha1"
 GW = "gateway.networking.k8s.io/v1"
 POOL = "inference.networking.k8s.io/v1"
@@ -27,53 +29,11 @@ def kube(tmp_path_factory) -> Kube:
         yield kube
 
 
-def gateway(name: str, ns: str) -> dict:
-    return {
-        "apiVersion": GW,
-        "kind": "Gateway",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "gatewayClassName": "istio",
-            "listeners": [
-                {
-                    "name": "http",
-                    "port": 80,
-                    "protocol": "HTTP",
-                    "allowedRoutes": {"namespaces": {"from": "All"}},
-                }
-            ],
-        },
-    }
-
-
 def llmisvc(name: str, ns: str, replicas: int = 1, **spec) -> dict:
-    return {
-        "apiVersion": LLM,
-        "kind": "LLMInferenceService",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "model": {"uri": "hf://Qwen/Qwen2.5-3B-Instruct", "name": "Qwen/Qwen2.5-3B-Instruct"},
-            "replicas": replicas,
-            "template": {
-                "containers": [
-                    {
-                        "name": "main",
-                        "image": "registry.redhat.io/rhaiis/vllm-tpu-rhel9:3.2.5",
-                        "args": [
-                            "--model=/mnt/models",
-                            "--served-model-name=Qwen/Qwen2.5-3B-Instruct",
-                        ],
-                    }
-                ]
-            },
-            "router": {
-                "gateway": {"refs": [{"name": "inference-gateway", "namespace": "opendatahub"}]},
-                "route": {},
-                "scheduler": {},
-            },
-            **spec,
-        },
-    }
+    """The shared LLMInferenceService with spec fields replaced by **spec."""
+    obj = llm_inference_service(name, ns, replicas=replicas)
+    obj["spec"].update(spec)
+    return obj
 
 
 def test_gateway_is_programmed_and_its_listener_serves(kube):

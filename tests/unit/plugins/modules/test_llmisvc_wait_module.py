@@ -54,9 +54,7 @@ class FakeWaiter:
 @pytest.fixture
 def run(monkeypatch, capsys):
     monkeypatch.setattr(llmisvc_wait, "LlmisvcWaiter", FakeWaiter)
-    monkeypatch.setattr(
-        llmisvc_wait.KubeClient, "from_params", classmethod(lambda cls, p: object())
-    )
+    monkeypatch.setattr(llmisvc_wait, "module_client", lambda module: object())
 
     def call(outcome=None, error=None, **args) -> dict:
         FakeWaiter.outcome, FakeWaiter.error = outcome, error
