@@ -105,13 +105,22 @@ unit: $(STAMP) ## Unit tests (module_utils and modules)
 	pytest tests/unit $(PYTEST_ARGS)
 
 emulator: $(STAMP) ## Tests of the GKE/Kubernetes emulator with real kubectl, helm and clients
-	pytest tests/emulator/tests $(PYTEST_ARGS)
+	pytest tests/emulator/tests -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 integration: $(STAMP) $(NCA_STAMP) ## Playbook tests through ansible-playbook
 	pytest tests/integration -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
 	  --durations=12 $(PYTEST_ARGS)
 
-test: lint unit emulator integration ## Everything CI runs
+# ansible-test sanity runs its tests one after the other on one core: the unit and emulator
+# tests run meanwhile (output kept per target), then the playbook tests get every core.
+test: ## Everything CI runs (lint, unit, emulator, integration)
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint unit-emulator
+	$(MAKE) --no-print-directory integration
+
+.PHONY: unit-emulator
+unit-emulator: $(STAMP)
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory emulator
 
 sandbox: $(STAMP) ## The whole deployment against the emulator, with a summary
 	$(PY) tests/tools/sandbox.py $(SANDBOX_ARGS)

@@ -719,7 +719,13 @@ def build_timeline(
         "server_starting",
         "ready",
     ]
-    stages = [(s, marks[s]) for s in order if s in marks]
+    # Conditions and events carry whole seconds, container starts and log lines fractions: a
+    # stage never shows before the one it follows (they are seconds apart only in compressed time).
+    stages: list[tuple[str, datetime]] = []
+    for stage in order:
+        if stage in marks:
+            moment = marks[stage]
+            stages.append((stage, max(moment, stages[-1][1]) if stages else moment))
     out = []
     for i, (stage, moment) in enumerate(stages):
         nxt = stages[i + 1][1] if i + 1 < len(stages) else None

@@ -16,7 +16,7 @@ def test_the_tpu_pool_starts_early_and_is_waited_for_with_progress(site, sandbox
     sandbox_emulator.admin_post("/config", {"gke": {"durations": {"CREATE_TPU_NODE_POOL": 1500}}})
     run = site(
         "--skip-tags",
-        "operators,kserve,gateway,model,netpol",
+        "operators,kserve,gateway,model,netpol,verify,bench",
         env={"LLMD_GKE_PROGRESS_INTERVAL": "2"},
     )
     assert run.rc == 0, run.output

@@ -256,6 +256,19 @@ def test_timeline_from_conditions_events_and_vllm_log():
     assert stages["created"]["duration"] == 5.0
 
 
+def test_a_stage_never_shows_before_the_one_it_follows():
+    # The Pulled event (whole seconds) says 12 s, the container start (fraction) 11.6 s: the
+    # timeline keeps the stages in order and does not go back in time.
+    p = pod(running_at=11.6, ready=True)
+    timeline = build_timeline(
+        svc(cond("Ready", "True", at=30)), [p], [event(p, "Pulled", "ok", 12)]
+    )
+    offsets = [t["offset"] for t in timeline]
+    assert [t["stage"] for t in timeline][-3:] == ["image_pulled", "container_started", "ready"]
+    assert offsets == sorted(offsets)
+    assert all(t["duration"] >= 0 for t in timeline[:-1])
+
+
 def test_child_summaries():
     route = {
         "status": {
