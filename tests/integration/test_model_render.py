@@ -48,6 +48,16 @@ CASES = {
             "env": [],
         },
     },
+    # molecule/kind: the CPU stand-in of vLLM (llm-d's inference simulator), from that inventory
+    "kind-simulator": {
+        k: v
+        for k, v in yaml.safe_load(
+            (
+                ROOT / "molecule" / "kind" / "inventory" / "group_vars" / "all" / "main.yml"
+            ).read_text()
+        ).items()
+        if k.startswith(("model_", "llmd_model_"))
+    },
     # Refused, with the reason:
     "multi-host": {"llmd_tpu_topology": "4x4", "llmd_tpu_node_count": 4},
     "tp-does-not-divide": {"model_tensor_parallel_size": 3},
@@ -145,7 +155,9 @@ def env_of(o: dict) -> dict:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in main_container(o)["env"]}
 
 
-@pytest.mark.parametrize("case", ["default", "one-chip", "eight-chips-tp4", "gpu-by-inventory"])
+@pytest.mark.parametrize(
+    "case", ["default", "one-chip", "eight-chips-tp4", "gpu-by-inventory", "kind-simulator"]
+)
 def test_rendered_objects_are_valid(rendered, case):
     errors = [
         e.message for e in jsonschema.Draft7Validator(SCHEMA).iter_errors(obj(rendered, case))
@@ -153,7 +165,8 @@ def test_rendered_objects_are_valid(rendered, case):
     assert errors == []
     args = main_container(obj(rendered, case))["args"]
     # Without it vLLM answers only to /mnt/models.
-    assert "--served-model-name=Qwen/Qwen2.5-3B-Instruct" in args
+    served = CASES[case].get("llmd_model_name", "Qwen/Qwen2.5-3B-Instruct")
+    assert f"--served-model-name={served}" in args
     assert "--model=/mnt/models" in args
     # The token is referenced, never inlined.
     assert env_of(obj(rendered, case))["HF_TOKEN"] == {
@@ -216,6 +229,16 @@ def test_a_gpu_variant_by_inventory_alone(rendered):
         "cloud.google.com/gke-accelerator": "nvidia-l4"
     }
     assert main_container(gpu)["image"].endswith("vllm-cuda-rhel9:3.2.5")
+
+
+def test_the_kind_scenario_renders_the_simulator_on_cpu(rendered):
+    sim = obj(rendered, "kind-simulator")
+    template = sim["spec"]["template"]
+    assert not template.get("nodeSelector") and not template.get("tolerations")
+    assert "google.com/tpu" not in json.dumps(main_container(sim).get("resources"))
+    assert main_container(sim)["resources"]["limits"] == {"memory": "1Gi"}
+    assert main_container(sim)["image"].startswith("ghcr.io/llm-d/llm-d-inference-sim:")
+    assert "--served-model-name=Qwen/Qwen2.5-0.5B-Instruct" in main_container(sim)["args"]
 
 
 @pytest.mark.parametrize(
