@@ -105,7 +105,7 @@ unit: $(STAMP) ## Unit tests (module_utils and modules)
 	pytest tests/unit $(PYTEST_ARGS)
 
 emulator: $(STAMP) ## Tests of the GKE/Kubernetes emulator with real kubectl, helm and clients
-	pytest tests/emulator/tests -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	pytest tests/emulator/tests $(PYTEST_ARGS)
 
 integration: $(STAMP) $(NCA_STAMP) ## Playbook tests through ansible-playbook
 	pytest tests/integration -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
