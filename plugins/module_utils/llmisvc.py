@@ -37,7 +37,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -275,6 +275,18 @@ def children_of(name: str) -> list[tuple[str, str, Resource, str]]:
             f"{name}-kserve-router-scheduler",
         ),
     ]
+
+
+def read_children(client, name: str, namespace: str) -> Iterator[tuple]:
+    """(key, kind, object name, object or None, error message or None) of each child, one GET
+    each (an error is reported with its child, not raised)."""
+    for key, kind, resource, child in children_of(name):
+        try:
+            obj = client.get(Resource(resource.api_version, resource.plural, namespace), child)
+        except KubeError as exc:
+            yield key, kind, child, None, exc.message
+            continue
+        yield key, kind, child, obj, None
 
 
 def child_summary(kind: str, name: str, obj: dict | None) -> dict:
@@ -1020,14 +1032,11 @@ class LlmisvcWaiter:
     # ------------------------------------------------------------------ children
     def children(self) -> dict:
         out = {}
-        for key, kind, resource, child in children_of(self.name):
-            res = Resource(resource.api_version, resource.plural, self.namespace)
-            try:
-                obj = self.client.get(res, child)
-            except KubeError as exc:
-                out[key] = {"kind": kind, "name": child, "exists": None, "error": exc.message}
-                continue
-            out[key] = child_summary(kind, child, obj)
+        for key, kind, child, obj, error in read_children(self.client, self.name, self.namespace):
+            if error:
+                out[key] = {"kind": kind, "name": child, "exists": None, "error": error}
+            else:
+                out[key] = child_summary(kind, child, obj)
         return out
 
     def api_calls(self) -> dict:

@@ -42,13 +42,13 @@ from datetime import UTC, datetime
 from ansible_collections.llmd.gke.plugins.module_utils.k8s_wait import KubeError, Resource
 from ansible_collections.llmd.gke.plugins.module_utils.llmisvc import (
     child_summary,
-    children_of,
     conditions_of,
     diagnose,
     hf_refinement,
     is_ready,
     llmisvcs,
     log_entries,
+    read_children,
     read_pod_log,
     redact,
 )
@@ -449,12 +449,9 @@ class Collector:
             self.warnings.append(f"cannot read {what}: {exc.message}")
             svc = None
         children = {}
-        for key, kind, resource, child in children_of(self.name):
-            res = Resource(resource.api_version, resource.plural, self.namespace)
-            try:
-                obj = self.client.get(res, child)
-            except KubeError as exc:
-                children[key] = {"kind": kind, "name": child, "exists": None, "error": exc.message}
+        for key, kind, child, obj, error in read_children(self.client, self.name, self.namespace):
+            if error:
+                children[key] = {"kind": kind, "name": child, "exists": None, "error": error}
                 continue
             children[key] = {"kind": kind, "name": child, "exists": obj is not None}
             if obj is not None:
