@@ -106,6 +106,14 @@ def publish_apiserver(endpoints) -> None:
     )
 
 
+def assert_connections(conn, allowed=(), denied=()) -> None:
+    """Every (source, destination, protocol, port) of allowed is allowed, every one of denied
+    denied; a failure lists all that are wrong, with nca's output."""
+    wrong = [c for c in allowed if not conn.allows(*c)]
+    wrong += [("ALLOWED", *c) for c in denied if conn.allows(*c)]
+    assert not wrong, f"{wrong}\n{conn.output}"
+
+
 def assert_inference_path(conn) -> None:
     """The paths the inference needs are open, the neighbours stay out (both egress modes)."""
     allowed = [
@@ -153,9 +161,7 @@ def assert_inference_path(conn) -> None:
         (W.epp, W.vllm, "TCP", 8001),
         (W.epp, DEBUG, "TCP", 8000),
     ]
-    wrong = [c for c in allowed if not conn.allows(*c)]
-    wrong += [("ALLOWED", *c) for c in denied if conn.allows(*c)]
-    assert not wrong, f"{wrong}\n{conn.output}"
+    assert_connections(conn, allowed, denied)
 
 
 def test_four_steps_then_nca_proves_the_scheduler_path_open(playbook, emulator, tmp_path):
@@ -192,9 +198,14 @@ def test_four_steps_then_nca_proves_the_scheduler_path_open(playbook, emulator, 
     conn = evaluate(list(applied.values()), W, tmp_path / "open")
     assert_inference_path(conn)
     # Open egress (proof of concept): vLLM reaches anything that admits it.
-    assert conn.allows(W.vllm, INTERNET, "TCP", 80)
-    assert conn.allows(W.vllm, APISERVER, "TCP", 443)
-    assert conn.allows(W.vllm, METRICS, "TCP", 4443)
+    assert_connections(
+        conn,
+        allowed=[
+            (W.vllm, INTERNET, "TCP", 80),
+            (W.vllm, APISERVER, "TCP", 443),
+            (W.vllm, METRICS, "TCP", 4443),
+        ],
+    )
     before = versions(emulator)
 
     rerun = netpol_phase(playbook, emulator)
@@ -254,18 +265,20 @@ def test_restricted_vllm_egress_and_stale_policies(playbook, emulator, tmp_path)
     assert workload["spec"]["egress"] != [{}]
     conn = evaluate(list(applied.values()), W, tmp_path / "restricted")
     assert_inference_path(conn)
-    for closed in (
-        (W.vllm, INTERNET, "TCP", 80),
-        (W.vllm, INTERNET, "UDP", 443),
-        (W.vllm, APISERVER, "TCP", 443),
-        (W.vllm, NODE, "TCP", 443),
-        (W.vllm, SERVICE_IP, "TCP", 443),
-        (W.vllm, METRICS, "TCP", 443),
-        (W.vllm, W.gateway, "TCP", 15021),
-        (W.vllm, KSERVE, "TCP", 443),
-        (W.vllm, W.epp, "TCP", 443),
-    ):
-        assert not conn.allows(*closed), (closed, conn.output)
+    assert_connections(
+        conn,
+        denied=[
+            (W.vllm, INTERNET, "TCP", 80),
+            (W.vllm, INTERNET, "UDP", 443),
+            (W.vllm, APISERVER, "TCP", 443),
+            (W.vllm, NODE, "TCP", 443),
+            (W.vllm, SERVICE_IP, "TCP", 443),
+            (W.vllm, METRICS, "TCP", 443),
+            (W.vllm, W.gateway, "TCP", 15021),
+            (W.vllm, KSERVE, "TCP", 443),
+            (W.vllm, W.epp, "TCP", 443),
+        ],
+    )
     # nca never matches pods against ipBlocks; Calico does: the HTTPS rule must exclude every
     # address of the cluster (pods, nodes, Services, the control plane) by itself.
     assert ip_block_reaches(workload, INTERNET, "TCP", 443)
@@ -325,10 +338,11 @@ def test_the_harness_catches_the_guides_selector(tmp_path):
     assert scheduler_labels(SERVICE) == emulated_kserve.scheduler_labels(SERVICE)
     assert workload_labels(SERVICE) == emulated_kserve.workload_labels(SERVICE)
     conn = evaluate(guide, W, tmp_path)
-    assert conn.allows(W.gateway, W.vllm, "TCP", 8000)
-    assert not conn.allows(W.gateway, W.epp, "TCP", 9002)
-    assert conn.allows(W.gateway, W.epp, "TCP", 8000)
-    assert not conn.allows(W.epp, W.vllm, "TCP", 8000)
+    assert_connections(
+        conn,
+        allowed=[(W.gateway, W.vllm, "TCP", 8000), (W.gateway, W.epp, "TCP", 8000)],
+        denied=[(W.gateway, W.epp, "TCP", 9002), (W.epp, W.vllm, "TCP", 8000)],
+    )
 
 
 def test_the_harness_refuses_what_it_cannot_read():
