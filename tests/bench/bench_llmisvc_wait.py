@@ -50,6 +50,8 @@ from ansible_collections.llmd.gke.plugins.module_utils.llmisvc import (  # noqa:
 from llmd_emulator.testing import (  # noqa: E402
     SERVING_CRDS,
     gateway,
+    kserve_presets,
+    kserve_root,
     llm_inference_service,
     namespace,
     running_emulator,
@@ -95,7 +97,7 @@ def apply(kubeconfig: str, objects: list[dict]) -> None:
 
 
 def setup(kubeconfig: str) -> None:
-    apply(kubeconfig, [*SERVING_CRDS, namespace("opendatahub"), namespace(NS)])
+    apply(kubeconfig, [*SERVING_CRDS, *kserve_presets(kserve_root()), namespace(NS)])
     apply(kubeconfig, [gateway()])
 
 

@@ -18,7 +18,13 @@ import time
 import pytest
 from conftest import apply, kubectl, running_emulator, tasks_runner
 
-from llmd_emulator.testing import SERVING_CRDS, gateway, llm_inference_service, namespace
+from llmd_emulator.testing import (
+    SERVING_CRDS,
+    gateway,
+    kserve_presets,
+    kserve_root,
+    llm_inference_service,
+)
 
 HF_TOKEN = "hf_" + "Qx7" * 12  # a token-shaped value the logs carry and the output must not
 OTHER_SECRET = "s3cr3t-value-given-to-redact"
@@ -28,7 +34,7 @@ TPU_NODE = "tpu-node-1"
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
     with running_emulator(tmp_path_factory.mktemp("llmisvc-wait"), time_scale=0.01) as endpoints:
-        apply(endpoints, *SERVING_CRDS, namespace("opendatahub"))
+        apply(endpoints, *SERVING_CRDS, *kserve_presets(kserve_root()))
         apply(endpoints, gateway())
         yield endpoints
 

@@ -21,6 +21,8 @@ from conftest import apply, free_port, kubectl, recap, running_emulator, tasks_r
 from llmd_emulator.testing import (
     SERVING_CRDS,
     gateway,
+    kserve_presets,
+    kserve_root,
     llm_inference_service,
     namespace,
 )
@@ -36,7 +38,7 @@ def served(tmp_path_factory):
     port = free_port()
     with running_emulator(tmp_path_factory.mktemp("verify-bench"), time_scale=0.01) as endpoints:
         endpoints.admin_post("/config", {"gateway": {"bind_exact_ports": True}})
-        apply(endpoints, *SERVING_CRDS, namespace("opendatahub"), namespace(NS))
+        apply(endpoints, *SERVING_CRDS, *kserve_presets(kserve_root()), namespace(NS))
         apply(endpoints, gateway(port=port), llm_inference_service(NAME, NS))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import json
 import os
 import subprocess
@@ -12,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -164,6 +168,7 @@ SERVING_CRDS = [
     *GATEWAY_CRDS,
     permissive_crd("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes"),
     permissive_crd("inference.networking.k8s.io", "v1", "InferencePool", "inferencepools"),
+    permissive_crd("inference.networking.x-k8s.io", "v1alpha2", "InferencePool", "inferencepools"),
     permissive_crd("serving.kserve.io", "v1alpha1", "LLMInferenceService", "llminferenceservices"),
     permissive_crd(
         "serving.kserve.io", "v1alpha1", "LLMInferenceServiceConfig", "llminferenceserviceconfigs"
@@ -196,6 +201,43 @@ def gateway(name: str = "inference-gateway", ns: str = "opendatahub", port: int 
     }
 
 
+@functools.lru_cache(maxsize=4)
+def _overlay(kserve_root: str) -> tuple[Obj, ...]:
+    """`kubectl kustomize` of KServe's odh-xks overlay (the real pinned tree)."""
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(Path(kserve_root) / "config/overlays/odh-xks")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return tuple(d for d in yaml.safe_load_all(built.stdout) if d)
+
+
+@functools.lru_cache(maxsize=1)
+def kserve_root() -> Path:
+    """The KServe source tree at the commit the kserve role pins (tests/tools/upstream.py:
+    LLMD_UPSTREAM_DIR or ../shared/upstream, else fetched as the role fetches it)."""
+    tools = str(PACKAGE_ROOT.parent / "tools")
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    import upstream  # noqa: PLC0415 - tests/tools is not a package
+
+    return Path(upstream.paths()["kserve"])
+
+
+def kserve_presets(kserve_root: Path | str) -> list[Obj]:
+    """What KServe's controller reads besides the service, from the real overlay: the
+    ConfigMap inferenceservice-config and the LLMInferenceServiceConfigs (namespace
+    opendatahub), plus the namespace itself."""
+    wanted = [
+        d
+        for d in _overlay(str(kserve_root))
+        if d["kind"] == "LLMInferenceServiceConfig"
+        or (d["kind"] == "ConfigMap" and d["metadata"]["name"] == "inferenceservice-config")
+    ]
+    return [namespace("opendatahub"), *copy.deepcopy(wanted)]
+
+
 def llm_inference_service(
     name: str,
     ns: str,
@@ -205,11 +247,18 @@ def llm_inference_service(
     base_refs: list | None = None,
     served_name: str = MODEL,
 ) -> Obj:
-    """An LLMInferenceService served through the gateway opendatahub/inference-gateway."""
+    """An LLMInferenceService served through the gateway opendatahub/inference-gateway, shaped as
+    the model role renders it: no args (KServe's template runs vllm serve), the extra vLLM
+    arguments in VLLM_ADDITIONAL_ARGS, the served name in spec.model.name."""
     container: Obj = {
         "name": "main",
         "image": "registry.redhat.io/rhaiis/vllm-tpu-rhel9:3.2.5",
-        "args": ["--model=/mnt/models", f"--served-model-name={served_name}"],
+        "env": [{"name": "VLLM_ADDITIONAL_ARGS", "value": "--dtype=bfloat16 --max-model-len=2048"}],
+        "startupProbe": {
+            "httpGet": {"path": "/health", "port": 8000, "scheme": "HTTPS"},
+            "periodSeconds": 10,
+            "failureThreshold": 180,
+        },
     }
     template: Obj = {"containers": [container]}
     if tpu:
@@ -222,7 +271,7 @@ def llm_inference_service(
             {"key": "google.com/tpu", "operator": "Exists", "effect": "NoSchedule"}
         ]
     spec: Obj = {
-        "model": {"uri": f"hf://{MODEL}", "name": MODEL},
+        "model": {"uri": f"hf://{MODEL}", "name": served_name},
         "replicas": replicas,
         "template": template,
         "router": {

@@ -26,7 +26,13 @@ import requests
 from google.auth.transport.requests import AuthorizedSession
 from google.oauth2.credentials import Credentials
 
-from llmd_emulator.testing import Endpoints, permissive_crd, running_emulator
+from llmd_emulator.testing import (
+    Endpoints,
+    kserve_presets,
+    kserve_root,
+    permissive_crd,
+    running_emulator,
+)
 
 # ---------------------------------------------------------------------------------------- tools
 
@@ -134,6 +140,7 @@ GROUPS = {
         ["Gateway:gateways", "HTTPRoute:httproutes", "GatewayClass:gatewayclasses:Cluster"],
     ),
     "inference.networking.k8s.io": ("v1", ["InferencePool:inferencepools"]),
+    "inference.networking.x-k8s.io": ("v1alpha2", ["InferencePool:inferencepools"]),
     "serving.kserve.io": (
         "v1alpha1",
         [
@@ -153,6 +160,7 @@ PLURALS = {
     "Namespace": "namespaces",
     "Service": "services",
     "Secret": "secrets",
+    "ConfigMap": "configmaps",
     "Event": "events",
     "ServiceAccount": "serviceaccounts",
     "Deployment": "deployments",
@@ -272,6 +280,22 @@ class Kube:
 
     def namespace(self, name: str) -> None:
         self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+    def install_kserve(self) -> None:
+        """The stack's CRDs and what KServe's controller reads from the real overlay
+        (inferenceservice-config, the LLMInferenceServiceConfigs, namespace opendatahub)."""
+        self.install_crds()
+        for obj in kserve_presets(kserve_root()):
+            if (
+                self.get(
+                    obj["apiVersion"],
+                    obj["kind"],
+                    obj["metadata"]["name"],
+                    obj["metadata"].get("namespace"),
+                )
+                is None
+            ):
+                self.create(obj)
 
     def install_crds(self, groups: tuple[str, ...] = tuple(GROUPS)) -> None:
         for obj in stack_crds(groups):

@@ -23,8 +23,7 @@ WORKLOAD_LABELS = {
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory) -> Kube:
     with running_kube(tmp_path_factory.mktemp("emu-llmisvc"), time_scale=0.002) as kube:
-        kube.install_crds()
-        kube.namespace("opendatahub")
+        kube.install_kserve()
         kube.create(gateway("inference-gateway", "opendatahub"))
         yield kube
 
@@ -95,7 +94,7 @@ def test_llmisvc_children_conditions_url_and_deletion(kube):
 
     deploy = kube.get("apps/v1", "Deployment", "qwen-kserve", "llm")
     labels = deploy["spec"]["template"]["metadata"]["labels"]
-    assert labels == {**WORKLOAD_LABELS, "app.kubernetes.io/name": "qwen"}
+    assert labels == {**WORKLOAD_LABELS, "app.kubernetes.io/name": "qwen", "llm-d.ai/role": "both"}
     assert deploy["spec"]["template"]["spec"]["containers"][0]["name"] == "main"
     epp = kube.get("apps/v1", "Deployment", "qwen-kserve-router-scheduler", "llm")
     assert epp["metadata"]["labels"]["app.kubernetes.io/component"] == (
@@ -119,7 +118,8 @@ def test_llmisvc_children_conditions_url_and_deletion(kube):
         "ResolvedRefs",
     }
     epp_svc = kube.get("v1", "Service", "qwen-epp-service", "llm")
-    assert sorted(p["port"] for p in epp_svc["spec"]["ports"]) == [9002, 9003, 9090]
+    # The ports of the real kserve-config-llm-scheduler named grpc, grpc-health, metrics, zmq.
+    assert sorted(p["port"] for p in epp_svc["spec"]["ports"]) == [5557, 9002, 9003, 9090]
     assert (
         kube.get("v1", "Service", "qwen-kserve-workload-svc", "llm")["spec"]["ports"][0]["port"]
         == 8000
@@ -233,7 +233,11 @@ def test_base_config_is_merged(kube):
     )
     main = deploy["spec"]["template"]["spec"]["containers"][0]
     assert main["image"] == "registry.redhat.io/rhaiis/vllm-tpu-rhel9:3.2.5"
-    assert main["env"] == [{"name": "PJRT_DEVICE", "value": "TPU"}]
+    # env merges by name: the template's, the preset's, then the service's own.
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    assert env["PJRT_DEVICE"] == "TPU"
+    assert env["VLLM_ADDITIONAL_ARGS"] == "--dtype=bfloat16 --max-model-len=2048"
+    assert env["HF_HUB_CACHE"] == "/models"  # from kserve-config-llm-template
 
 
 def test_cert_manager_issuers_and_certificates(kube):

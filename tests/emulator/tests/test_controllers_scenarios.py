@@ -10,8 +10,7 @@ from test_controllers_llmisvc import GW, LLM, gateway, llmisvc
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory) -> Kube:
     with running_kube(tmp_path_factory.mktemp("emu-scenarios"), time_scale=0.001) as kube:
-        kube.install_crds()
-        kube.namespace("opendatahub")
+        kube.install_kserve()
         yield kube
 
 

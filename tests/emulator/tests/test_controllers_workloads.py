@@ -149,7 +149,12 @@ def test_scheduler_taints_tolerations_and_tpu_capacity(kube):
         kube.create_node(obj)
     try:
         tpu_request = {"resources": {"limits": {"google.com/tpu": "4"}}}
-        spec = {**TPU_TEMPLATE, "containers": [{"name": "app", "image": "vllm", **tpu_request}]}
+        spec = {
+            **TPU_TEMPLATE,
+            "containers": [
+                {"name": "app", "image": "vllm", "args": ["/mnt/models"], **tpu_request}
+            ],
+        }
         kube.create(deployment("tpu", "sched", 2, spec))
         pending = wait_for(
             lambda: [
@@ -172,7 +177,7 @@ def test_scheduler_taints_tolerations_and_tpu_capacity(kube):
 
         untolerating = {
             "nodeSelector": TPU_TEMPLATE["nodeSelector"],
-            "containers": [{"name": "app", "image": "vllm"}],
+            "containers": [{"name": "app", "image": "vllm", "args": ["/mnt/models"]}],
         }
         kube.create(deployment("no-toleration", "sched", 1, untolerating))
         stuck = wait_for(

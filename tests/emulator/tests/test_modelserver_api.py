@@ -19,8 +19,7 @@ MODEL = "Qwen/Qwen2.5-3B-Instruct"
 def served(tmp_path_factory) -> tuple[Kube, str]:
     """A ready 3-replica LLMInferenceService; yields (kube, its URL)."""
     with running_kube(tmp_path_factory.mktemp("emu-models"), time_scale=0.001) as kube:
-        kube.install_crds()
-        kube.namespace("opendatahub")
+        kube.install_kserve()
         kube.create(gateway("inference-gateway", "opendatahub"))
         kube.namespace("llm")
         kube.create(llmisvc("qwen", "llm", replicas=3))

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 from typing import TYPE_CHECKING, Any
 
+from .. import kserve_merge
 from .base import (
     Controller,
     Key,
@@ -38,7 +40,11 @@ GROUP = "serving.kserve.io"
 API = f"{GROUP}/v1alpha1"
 ROUTE_API = "gateway.networking.k8s.io/v1"
 POOL_API = "inference.networking.k8s.io/v1"
-EPP_IMAGE = "ghcr.io/llm-d/llm-d-inference-scheduler:v0.2.1"
+POOL_ALPHA_API = "inference.networking.x-k8s.io/v1alpha2"
+MIGRATED = "serving.kserve.io/inferencepool-migrated"
+MODEL_DIR = "/mnt/models"
+PROVISION_VOLUME = "kserve-provision-location"
+STORAGE_INITIALIZER = "storage-initializer"
 WORKLOAD_PORT = 8000
 _FAILING_WAIT = {
     "CrashLoopBackOff",
@@ -63,6 +69,15 @@ def workload_labels(name: str) -> dict[str, str]:
         "app.kubernetes.io/component": "llminferenceservice-workload",
         "app.kubernetes.io/part-of": "llminferenceservice",
         "kserve.io/component": "workload",
+    }
+
+
+def router_labels(name: str) -> dict[str, str]:
+    """RouterLabels (router.go): the HTTPRoute's labels."""
+    return {
+        "app.kubernetes.io/component": "llminferenceservice-router",
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/part-of": "llminferenceservice",
     }
 
 
@@ -152,14 +167,30 @@ class LLMInferenceServices:
         status = copy.deepcopy(svc.get("status") or {})
         conds: list[Obj] = status.setdefault("conditions", [])
         try:
-            spec = self._combined_spec(svc)
+            global_config = self._global_config()
+        except PresetError as err:
+            # Reconcile fails before the presets are combined: no condition changes, an event.
+            self.store.record_event(
+                svc, "Error", f"Reconciliation failed: {err}", "Warning", component="llmisvc"
+            )
+            return
+        status.setdefault("annotations", {}).update(
+            {
+                kserve_merge.STATUS_ANNOTATION_PREFIX + n.removeprefix(kserve_merge.PREFIX): n
+                for n in kserve_merge.WELL_KNOWN
+                if kserve_merge.STATUS_ANNOTATION_PREFIX + n.removeprefix(kserve_merge.PREFIX)
+                not in (status.get("annotations") or {})
+            }
+        )
+        try:
+            spec = self._combined_spec(svc, global_config)
         except PresetError as err:
             set_condition(conds, "PresetsCombined", "False", "CombineBaseError", str(err))
             set_condition(conds, "Ready", "False", "CombineBaseError", str(err))
             self._write_status(svc, status)
             return
         set_condition(conds, "PresetsCombined", "True")
-        self._reconcile_workload(svc, spec, conds)
+        self._reconcile_workload(svc, spec, conds, global_config)
         router = spec.get("router")
         route = self._reconcile_router(svc, spec, conds) if router is not None else None
         self._summarise(conds)
@@ -179,24 +210,45 @@ class LLMInferenceServices:
             svc["status"] = status
             self.store.update_status(svc)
 
-    def _combined_spec(self, svc: Obj) -> Obj:
+    def _global_config(self) -> Obj:
+        """LoadConfig (config_loader.go): ingress and storage of inferenceservice-config."""
+        system_ns = self.settings["kserve_namespace"]
+        cm = self.store.get("v1", "ConfigMap", "inferenceservice-config", system_ns)
+        if cm is None:
+            raise PresetError(
+                "failed to load ingress config: failed to load InferenceServiceConfigMap: "
+                'configmaps "inferenceservice-config" not found'
+            )
+        data = cm.get("data") or {}
+        try:
+            ingress = json.loads(data.get("ingress") or "{}")
+            storage = json.loads(data.get("storageInitializer") or "{}")
+        except json.JSONDecodeError as err:
+            raise PresetError(f"failed to load ingress config: {err}") from err
+        gateway = ingress.get("kserveIngressGateway", "")
+        gw_ns, _, gw_name = gateway.rpartition("/")
+        return {
+            "systemNamespace": system_ns,
+            "ingressGatewayName": gw_name,
+            "ingressGatewayNamespace": gw_ns or system_ns,
+            "urlScheme": ingress.get("urlScheme", ""),
+            "storageInitializer": storage,
+        }
+
+    def _combined_spec(self, svc: Obj, global_config: Obj) -> Obj:
         ns = svc["metadata"]["namespace"]
         system_ns = self.settings["kserve_namespace"]
-        spec: Obj = {}
-        for ref in svc["spec"].get("baseRefs") or ():
-            name = ref.get("name", "")
-            found = self.store.get(API, "LLMInferenceServiceConfig", name, ns) or self.store.get(
+
+        def get_config(name: str) -> Obj | None:
+            return self.store.get(API, "LLMInferenceServiceConfig", name, ns) or self.store.get(
                 API, "LLMInferenceServiceConfig", name, system_ns
             )
-            if found is None:
-                raise PresetError(
-                    f'failed to get LLMInferenceServiceConfig "{name}" from namespaces '
-                    f'["{ns}", "{system_ns}"]: llminferenceserviceconfigs.{GROUP} "{name}" '
-                    "not found"
-                )
-            spec = merge_specs(spec, found.get("spec") or {})
-        overrides = {k: v for k, v in svc["spec"].items() if k != "baseRefs"}
-        return merge_specs(spec, overrides)
+
+        try:
+            spec, _refs = kserve_merge.combine(svc, get_config, global_config)
+        except kserve_merge.CombineError as err:
+            raise PresetError(str(err)) from err
+        return spec
 
     # ------------------------------------------------------------------ children
     def _ensure(self, owner: Obj, desired: Obj) -> Obj | None:
@@ -216,36 +268,57 @@ class LLMInferenceServices:
             if field in desired and current.get(field) != desired[field]:
                 current[field] = desired[field]
                 changed = True
-        labels = {**(current["metadata"].get("labels") or {}), **(meta.get("labels") or {})}
-        if labels != current["metadata"].get("labels"):
-            current["metadata"]["labels"] = labels
-            changed = True
+        for field in ("labels", "annotations"):
+            merged = {**(current["metadata"].get(field) or {}), **(meta.get(field) or {})}
+            if merged != (current["metadata"].get(field) or {}):
+                current["metadata"][field] = merged
+                changed = True
         return self.store.update(current) if changed else current
 
-    def _reconcile_workload(self, svc: Obj, spec: Obj, conds: list[Obj]) -> None:
+    def _reconcile_workload(
+        self, svc: Obj, spec: Obj, conds: list[Obj], global_config: Obj
+    ) -> None:
         name = svc["metadata"]["name"]
-        labels = workload_labels(name)
+        # singleNodeLabels + component + role (workload_single_node.go).
+        labels = {**workload_labels(name), "llm-d.ai/role": "both"}
         pod_spec = copy.deepcopy(spec.get("template") or {})
-        containers = pod_spec.setdefault("containers", [])
-        if not any(c.get("name") == "main" for c in containers):
-            containers.insert(0, {"name": "main", "image": "vllm/vllm-openai:latest"})
+        try:
+            _attach_model(pod_spec, (spec.get("model") or {}).get("uri", ""), global_config)
+        except PresetError as err:
+            set_condition(
+                conds,
+                "MainWorkloadReady",
+                "False",
+                "ReconcileSingleNodeWorkloadError",
+                f"failed to reconcile main workload: {err}",
+            )
+            return
         self._ensure(svc, self._tls_secret(svc))
         deploy = self._ensure(
-            svc, _deployment(f"{name}-kserve", labels, spec.get("replicas", 1), pod_spec)
+            svc,
+            _deployment(
+                kserve_merge.child_name(name, "-kserve"), labels, spec.get("replicas"), pod_spec
+            ),
         )
         self._ensure(
             svc,
             {
                 "apiVersion": "v1",
                 "kind": "Service",
-                "metadata": {"name": f"{name}-kserve-workload-svc", "labels": dict(labels)},
+                "metadata": {
+                    "name": kserve_merge.child_name(name, "-kserve-workload-svc"),
+                    "labels": {
+                        k: v for k, v in labels.items() if k.startswith("app.kubernetes.io/")
+                    },
+                },
                 "spec": {
-                    "selector": dict(labels),
+                    "selector": kserve_merge.workload_selector(name),
                     "ports": [
                         {
                             "name": "https",
-                            "port": WORKLOAD_PORT,
                             "protocol": "TCP",
+                            "appProtocol": "https",
+                            "port": WORKLOAD_PORT,
                             "targetPort": WORKLOAD_PORT,
                         }
                     ],
@@ -314,6 +387,7 @@ class LLMInferenceServices:
         return route
 
     def _reconcile_scheduler(self, svc: Obj, scheduler: Obj, conds: list[Obj]) -> None:
+        """scheduler.go: ServiceAccount, EPP Deployment and Service, InferencePools."""
         name = svc["metadata"]["name"]
         labels = scheduler_labels(name)
         self._ensure(
@@ -321,59 +395,38 @@ class LLMInferenceServices:
             {
                 "apiVersion": "v1",
                 "kind": "ServiceAccount",
-                "metadata": {"name": f"{name}-epp-sa", "labels": dict(labels)},
+                "metadata": {"name": kserve_merge.child_name(name, "-epp-sa"), "labels": labels},
             },
         )
         pod_spec = copy.deepcopy(scheduler.get("template") or {})
-        if not pod_spec.get("containers"):
-            pod_spec["containers"] = [
-                {
-                    "name": "main",
-                    "image": EPP_IMAGE,
-                    "args": [
-                        "--pool-name",
-                        f"{name}-inference-pool",
-                        "--pool-namespace",
-                        svc["metadata"]["namespace"],
-                        "--zap-encoder",
-                        "json",
-                        "--grpc-port",
-                        "9002",
-                        "--grpc-health-port",
-                        "9003",
-                    ],
-                    "ports": [
-                        {"name": "grpc", "containerPort": 9002},
-                        {"name": "grpc-health", "containerPort": 9003},
-                        {"name": "metrics", "containerPort": 9090},
-                    ],
-                }
-            ]
-        pod_spec.setdefault("serviceAccountName", f"{name}-epp-sa")
-        deploy = self._ensure(
-            svc, _deployment(f"{name}-kserve-router-scheduler", labels, 1, pod_spec)
-        )
-        self._ensure(
-            svc,
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": f"{name}-epp-service", "labels": dict(labels)},
-                "spec": {
-                    "selector": dict(labels),
-                    "ports": [
-                        {"name": "grpc", "port": 9002, "targetPort": 9002, "appProtocol": "http2"},
-                        {"name": "grpc-health", "port": 9003, "targetPort": 9003},
-                        {"name": "metrics", "port": 9090, "targetPort": 9090},
-                    ],
-                },
-            },
-        )
-        pool = self._ensure(svc, self._pool(svc, scheduler))
-        if pool is None:
+        deploy = None
+        if pod_spec:
+            current = self.store.get(
+                "apps/v1",
+                "Deployment",
+                kserve_merge.child_name(name, "-kserve-router-scheduler"),
+                svc["metadata"]["namespace"],
+            )
+            for container in pod_spec.get("containers") or ():
+                if container.get("name") == "main":
+                    _scheduler_config_args(container, current)
+            deploy = self._ensure(
+                svc,
+                _deployment(
+                    kserve_merge.child_name(name, "-kserve-router-scheduler"),
+                    labels,
+                    None,
+                    pod_spec,
+                ),
+            )
+            self._ensure(svc, _scheduler_service(name, labels, pod_spec))
+        pool_spec = copy.deepcopy((scheduler.get("pool") or {}).get("spec") or {})
+        alpha = self._ensure(svc, _pool_v1alpha2(name, pool_spec))
+        pool = self._ensure(svc, _pool_v1(name, pool_spec)) if alpha is not None else None
+        if alpha is None:
             message = (
-                'Failed to reconcile scheduler: no matches for kind "InferencePool" in version '
-                f'"{POOL_API}"'
+                "Failed to reconcile scheduler: failed to reconcile inference pool: no matches "
+                f'for kind "InferencePool" in version "{POOL_ALPHA_API}"'
             )
             set_condition(
                 conds, "SchedulerWorkloadReady", "False", "SchedulerReconcileError", message
@@ -385,9 +438,10 @@ class LLMInferenceServices:
             set_condition(conds, "SchedulerWorkloadReady", "False", reason, message)
         else:
             set_condition(conds, "SchedulerWorkloadReady", "True")
-        pool_name = pool["metadata"]["name"]
-        ns = pool["metadata"]["namespace"]
-        parents = (pool.get("status") or {}).get("parents") or []
+        target = pool or alpha
+        pool_name = target["metadata"]["name"]
+        ns = target["metadata"]["namespace"]
+        parents = (target.get("status") or {}).get("parents") or []
         accepted = [condition({"status": p}, "Accepted") for p in parents]
         if parents and all(c and c.get("status") == "True" for c in accepted):
             set_condition(conds, "InferencePoolReady", "True")
@@ -399,27 +453,6 @@ class LLMInferenceServices:
                 "InferencePoolNotReady",
                 f"The inference pool {ns}/{pool_name} is not ready",
             )
-
-    def _pool(self, svc: Obj, scheduler: Obj) -> Obj:
-        name = svc["metadata"]["name"]
-        pool_spec = copy.deepcopy((scheduler.get("pool") or {}).get("spec") or {})
-        pool_spec.setdefault("selector", {"matchLabels": workload_labels(name)})
-        pool_spec.setdefault("targetPorts", [{"number": WORKLOAD_PORT}])
-        pool_spec.setdefault(
-            "endpointPickerRef",
-            {
-                "kind": "Service",
-                "name": f"{name}-epp-service",
-                "port": {"number": 9002},
-                "failureMode": "FailOpen",
-            },
-        )
-        return {
-            "apiVersion": POOL_API,
-            "kind": "InferencePool",
-            "metadata": {"name": f"{name}-inference-pool", "labels": scheduler_labels(name)},
-            "spec": pool_spec,
-        }
 
     def _gateway_refs(self, svc: Obj, router: Obj) -> list[dict[str, str]]:
         refs = (router.get("gateway") or {}).get("refs") or []
@@ -435,18 +468,37 @@ class LLMInferenceServices:
         if http.get("refs"):
             return self._referenced_routes(svc, http["refs"], conds)
         name, ns = svc["metadata"]["name"], svc["metadata"]["namespace"]
-        parents = [
-            {"group": "gateway.networking.k8s.io", "kind": "Gateway", **ref}
-            for ref in self._gateway_refs(svc, router)
-        ]
-        spec = copy.deepcopy(http.get("spec") or {}) or self._route_spec(name, ns, scheduler_on)
-        spec.setdefault("parentRefs", parents)
+        route_name = kserve_merge.child_name(name, "-kserve-route")
+        spec = copy.deepcopy(http.get("spec") or {})
+        annotations: dict[str, str] = {}
+        if scheduler_on:
+            # expectedHTTPRoute (router.go): the v1alpha2 pool group first; v1 once the
+            # gateway said it does not support v1alpha2 (ResolvedRefs InvalidKind), for good.
+            current = self.store.get(ROUTE_API, "HTTPRoute", route_name, ns)
+            migrated = (
+                current is not None
+                and (current["metadata"].get("annotations") or {}).get(MIGRATED) == "v1"
+            )
+            v1 = _backend_supported(current, kserve_merge.POOL_GROUPS[1])
+            alpha = _backend_supported(current, kserve_merge.POOL_GROUPS[0])
+            use_v1 = migrated or v1 == "True" or alpha == "False"
+            group = kserve_merge.POOL_GROUPS[1 if use_v1 else 0]
+            for rule in spec.get("rules") or ():
+                for backend in rule.get("backendRefs") or ():
+                    if kserve_merge.is_default_pool_ref(name, backend):
+                        backend["group"] = group
+            if use_v1:
+                annotations[MIGRATED] = "v1"
         route = self._ensure(
             svc,
             {
                 "apiVersion": ROUTE_API,
                 "kind": "HTTPRoute",
-                "metadata": {"name": f"{name}-kserve-route", "labels": workload_labels(name)},
+                "metadata": {
+                    "name": route_name,
+                    "labels": router_labels(name),
+                    "annotations": annotations,
+                },
                 "spec": spec,
             },
         )
@@ -487,47 +539,6 @@ class LLMInferenceServices:
             return None
         set_condition(conds, "HTTPRoutesReady", "True")
         return routes[0]
-
-    @staticmethod
-    def _route_spec(name: str, ns: str, scheduler_on: bool) -> Obj:
-        prefix = f"/{ns}/{name}"
-        svc_backend = {
-            "group": "",
-            "kind": "Service",
-            "name": f"{name}-kserve-workload-svc",
-            "port": WORKLOAD_PORT,
-            "weight": 1,
-        }
-        pool_backend = {
-            "group": "inference.networking.k8s.io",
-            "kind": "InferencePool",
-            "name": f"{name}-inference-pool",
-            "weight": 1,
-        }
-
-        def rule(path: str, backend: Obj, rewrite: str) -> Obj:
-            return {
-                "backendRefs": [backend],
-                "filters": [
-                    {
-                        "type": "URLRewrite",
-                        "urlRewrite": {
-                            "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": rewrite}
-                        },
-                    }
-                ],
-                "matches": [{"path": {"type": "PathPrefix", "value": path}}],
-                "timeouts": {"backendRequest": "0s", "request": "0s"},
-            }
-
-        inference = pool_backend if scheduler_on else svc_backend
-        return {
-            "rules": [
-                rule(f"{prefix}/v1/completions", inference, "/v1/completions"),
-                rule(f"{prefix}/v1/chat/completions", inference, "/v1/chat/completions"),
-                rule(prefix, svc_backend, "/"),
-            ]
-        }
 
     def _gateway_conditions(self, svc: Obj, router: Obj, conds: list[Obj]) -> None:
         refs = self._gateway_refs(svc, router)
@@ -612,7 +623,7 @@ def _deployment(name: str, labels: dict[str, str], replicas: Any, pod_spec: Obj)
         "kind": "Deployment",
         "metadata": {"name": name, "labels": dict(labels)},
         "spec": {
-            "replicas": replicas,
+            **({} if replicas is None else {"replicas": replicas}),
             "selector": {"matchLabels": dict(labels)},
             "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
         },
@@ -639,3 +650,185 @@ def _route_problem(route: Obj) -> str:
 
 def _b64(text: str | bytes) -> str:
     return base64.b64encode(text.encode() if isinstance(text, str) else text).decode()
+
+
+def _backend_supported(route: Obj | None, group: str) -> str:
+    """IsInferencePoolV1Supported / V1Alpha2Supported (router_discovery.go)."""
+    if route is None:
+        return "Unknown"
+    uses = any(
+        b.get("kind") == "InferencePool" and b.get("group") == group
+        for rule in route["spec"].get("rules") or ()
+        for b in rule.get("backendRefs") or ()
+    )
+    if not uses:
+        return "Unknown"
+    for parent in (route.get("status") or {}).get("parents") or ():
+        cond = condition({"status": parent}, "ResolvedRefs")
+        if cond is None:
+            continue
+        if cond.get("status") == "True":
+            return "True"
+        if cond.get("status") == "False" and cond.get("reason") == "InvalidKind":
+            return "False"
+    return "Unknown"
+
+
+def _attach_model(pod_spec: Obj, uri: str, global_config: Obj) -> None:
+    """attachModelArtifacts (workload_storage.go): hf:// and s3:// get the storage initializer."""
+    scheme, sep, _ = uri.partition("://")
+    if not sep:
+        raise PresetError(f"invalid model URI: {uri}")
+    if scheme in ("pvc", "oci"):
+        raise PresetError(f"emulator gap: {scheme}:// model URIs are not emulated")
+    if scheme not in ("hf", "s3"):
+        raise PresetError(f"unsupported schema in model URI: {uri}")
+    storage = global_config.get("storageInitializer") or {}
+    volumes = pod_spec.setdefault("volumes", [])
+    if not any(v.get("name") == PROVISION_VOLUME for v in volumes):
+        volumes.append({"name": PROVISION_VOLUME, "emptyDir": {}})
+    inits = pod_spec.setdefault("initContainers", [])
+    if not any(c.get("name") == STORAGE_INITIALIZER for c in inits):
+        inits.append(
+            {
+                "name": STORAGE_INITIALIZER,
+                "image": storage.get("image") or "kserve/storage-initializer:latest",
+                "args": [uri, MODEL_DIR],
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "volumeMounts": [{"name": PROVISION_VOLUME, "mountPath": MODEL_DIR}],
+                "env": [
+                    {"name": "HF_HOME", "value": "/tmp"},
+                    {"name": "HF_HUB_ENABLE_HF_TRANSFER", "value": "1"},
+                    {"name": "HF_XET_HIGH_PERFORMANCE", "value": "1"},
+                    {"name": "HF_XET_NUM_CONCURRENT_RANGE_GETS", "value": "8"},
+                ],
+                "resources": {
+                    "limits": {
+                        "cpu": storage.get("cpuLimit", "1"),
+                        "memory": storage.get("memoryLimit", "1Gi"),
+                    },
+                    "requests": {
+                        "cpu": storage.get("cpuRequest", "100m"),
+                        "memory": storage.get("memoryRequest", "100Mi"),
+                    },
+                },
+            }
+        )
+    for container in pod_spec.get("containers") or ():
+        if container.get("name") == "main":
+            mounts = container.setdefault("volumeMounts", [])
+            if not any(m.get("name") == PROVISION_VOLUME for m in mounts):
+                mounts.append({"name": PROVISION_VOLUME, "mountPath": MODEL_DIR, "readOnly": True})
+
+
+_CONFIG_FLAGS = (
+    "--config-text",
+    "-config-text",
+    "--configText",
+    "-configText",
+    "--config-file",
+    "-config-file",
+    "--configFile",
+    "-configFile",
+)
+# schedulerConfigText (scheduler.go), the default profile for a service without prefill.
+SCHEDULER_CONFIG_TEXT = """
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: single-profile-handler
+- type: prefix-cache-scorer
+- type: load-aware-scorer
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: prefix-cache-scorer
+    weight: 2.0
+  - pluginRef: load-aware-scorer
+    weight: 1.0
+  - pluginRef: max-score-picker
+"""
+
+
+def _scheduler_config_args(container: Obj, current: Obj | None) -> None:
+    """expectedSchedulerDeployment: append --config-text unless the args configure it."""
+    args = container.setdefault("args", [])
+    if any(a in ("--config-text", "-config-text", "--config-file", "-config-file") for a in args):
+        return
+    for old in ((current or {}).get("spec") or {}).get("template", {}).get("spec", {}).get(
+        "containers"
+    ) or ():
+        if old.get("name") != "main":
+            continue
+        old_args = old.get("args") or []
+        for i, arg in enumerate(old_args[:-1]):
+            if arg in _CONFIG_FLAGS:
+                args.extend([arg, old_args[i + 1]])
+                return
+    args.extend(["--config-text", SCHEDULER_CONFIG_TEXT])
+
+
+def _scheduler_service(name: str, labels: dict[str, str], pod_spec: Obj) -> Obj:
+    """expectedSchedulerService: the ports named grpc, grpc-health, metrics, zmq, by name."""
+    wanted = {"grpc", "grpc-health", "metrics", "zmq"}
+    found = {
+        p["name"]: p
+        for c in pod_spec.get("containers") or ()
+        for p in c.get("ports") or ()
+        if p.get("name") in wanted
+    }
+    ports = [
+        {
+            "name": n,
+            "port": p["containerPort"],
+            "protocol": p.get("protocol", "TCP"),
+            "targetPort": n,
+        }
+        for n, p in sorted(found.items())
+    ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": kserve_merge.child_name(name, "-epp-service"), "labels": labels},
+        "spec": {"selector": dict(labels), "ports": ports},
+    }
+
+
+def _pool_v1alpha2(name: str, pool_spec: Obj) -> Obj:
+    """expectedSchedulerInferencePool: inference.networking.x-k8s.io/v1alpha2 from the spec."""
+    return {
+        "apiVersion": POOL_ALPHA_API,
+        "kind": "InferencePool",
+        "metadata": {
+            "name": kserve_merge.child_name(name, "-inference-pool"),
+            "labels": scheduler_labels(name),
+        },
+        "spec": copy.deepcopy(pool_spec),
+    }
+
+
+def _pool_v1(name: str, pool_spec: Obj) -> Obj:
+    """expectedSchedulerInferencePoolV1: the v1alpha2 spec converted to v1 fields."""
+    spec: Obj = {"targetPorts": [{"number": int(pool_spec.get("targetPortNumber") or 0)}]}
+    if pool_spec.get("selector") is not None:
+        spec["selector"] = {"matchLabels": dict(pool_spec["selector"])}
+    ext = pool_spec.get("extensionRef") or {}
+    if ext.get("name"):
+        ref: Obj = {"name": ext["name"]}
+        for field in ("group", "kind"):
+            if field in ext:
+                ref[field] = ext[field]
+        ref["port"] = {"number": int(ext.get("portNumber") or 9002)}
+        if "failureMode" in ext:
+            ref["failureMode"] = ext["failureMode"]
+        spec["endpointPickerRef"] = ref
+    return {
+        "apiVersion": POOL_API,
+        "kind": "InferencePool",
+        "metadata": {
+            "name": kserve_merge.child_name(name, "-inference-pool"),
+            "labels": scheduler_labels(name),
+        },
+        "spec": spec,
+    }

@@ -13,9 +13,9 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .. import scenarios
+from .. import scenarios, vllm_cli
 from ..store import now_iso
-from . import vllm_logs
+from . import probes, vllm_logs
 from .base import Obj, controller_of, set_condition
 
 if TYPE_CHECKING:
@@ -147,6 +147,7 @@ class PodRunner:
         timing = self.timing
         llm = is_llm_workload(pod)
         ip = next(_POD_IPS)
+        inits = pod["spec"].get("initContainers") or []
 
         def start(current: Obj) -> None:
             status = current["status"]
@@ -154,7 +155,17 @@ class PodRunner:
             status.setdefault("qosClass", "BestEffort")
             conds = status.setdefault("conditions", [])
             set_condition(conds, "PodReadyToStartContainers", "False")
-            set_condition(conds, "Initialized", "True")
+            if inits:
+                names = ", ".join(c["name"] for c in inits)
+                set_condition(
+                    conds,
+                    "Initialized",
+                    "False",
+                    "ContainersNotInitialized",
+                    f"containers with incomplete status: [{names}]",
+                )
+            else:
+                set_condition(conds, "Initialized", "True")
             set_condition(conds, "PodScheduled", "True")
 
         self._write(pod, start)
@@ -164,6 +175,8 @@ class PodRunner:
         await self._sleep(timing["vllm_pull_seconds" if llm else "pull_seconds"])
         if llm:
             await self._image_pull_backoff(pod)
+        if inits:
+            await self._run_init_containers(pod, inits, timing["pull_seconds"])
         self._start_containers(pod, restart=False)
         if controller_of(pod, "Job"):
             await self._complete(pod, timing["job_seconds"])
@@ -174,6 +187,40 @@ class PodRunner:
             await self._sleep(timing["ready_seconds"])
         await self._hold_if_operator(pod)
         self._set_containers(pod, True, running={"startedAt": now_iso()})
+
+    async def _run_init_containers(self, pod: Obj, inits: list[Obj], seconds: float) -> None:
+        """Each init container runs to completion, in order (the model download among them)."""
+        statuses: list[Obj] = []
+        for init in inits:
+            self._event(pod, "Created", f"Created container: {init['name']}")
+            self._event(pod, "Started", f"Started container {init['name']}")
+            started = now_iso()
+            await self._sleep(seconds)
+            statuses.append(
+                {
+                    "name": init["name"],
+                    "image": init.get("image", ""),
+                    "imageID": "",
+                    "ready": True,
+                    "restartCount": 0,
+                    "started": False,
+                    "state": {
+                        "terminated": {
+                            "reason": "Completed",
+                            "exitCode": 0,
+                            "startedAt": started,
+                            "finishedAt": now_iso(),
+                        }
+                    },
+                    "lastState": {},
+                }
+            )
+
+        def done(current: Obj) -> None:
+            current["status"]["initContainerStatuses"] = statuses
+            set_condition(current["status"]["conditions"], "Initialized", "True")
+
+        self._write(pod, done)
 
     def _start_containers(self, pod: Obj, restart: bool) -> None:
         def ids(current: Obj) -> None:
@@ -223,6 +270,7 @@ class PodRunner:
             backoff = min(backoff * 2, self.timing["max_backoff_seconds"])
 
     async def _vllm_start(self, pod: Obj) -> None:
+        """Start vLLM as its effective command line and the kubelet's probes allow."""
         timing = self.timing
         backoff = timing["backoff_seconds"]
         main = self._containers(pod)[0]
@@ -238,12 +286,50 @@ class PodRunner:
             await self._crash(pod, main["name"], reason, code, backoff)
             backoff = min(backoff * 2, timing["max_backoff_seconds"])
             self._start_containers(pod, restart=True)
+        result = vllm_cli.effective(main)
+        while isinstance(result, vllm_cli.Failed):
+            # The process exits at once with what bash or vLLM printed; restartPolicy Always.
+            await self._sleep(1)
+            for line in result.lines:
+                self._log(pod, main["name"], line)
+            await self._crash(pod, main["name"], "Error", result.exit_code, backoff)
+            backoff = min(backoff * 2, timing["max_backoff_seconds"])
+            self._start_containers(pod, restart=True)
+        meta = pod["metadata"]
+        current = self.store.get("v1", "Pod", meta["name"], meta["namespace"]) or pod
+        ip = current["status"].get("podIP", "")
         ready = timing["vllm_ready_seconds"]
+        while (kill := probes.kill_time(main, result, ready)) is not None:
+            await self._startup_logs(pod, main, ready, until=kill.at)
+            for _ in range(kill.failures):
+                self._event(pod, "Unhealthy", kill.message.replace("POD_IP", ip), "Warning")
+            self._event(
+                pod,
+                "Killing",
+                f"Container {main['name']} failed {kill.probe} probe, will be restarted",
+            )
+            await self._crash(pod, main["name"], "Error", 137, backoff)
+            backoff = min(backoff * 2, timing["max_backoff_seconds"])
+            self._start_containers(pod, restart=True)
+        await self._startup_logs(pod, main, ready)
+        while (unready := probes.readiness_failure(main, result)) is not None:
+            self._event(pod, "Unhealthy", unready.replace("POD_IP", ip), "Warning")
+            await self._sleep(10)
+
+    async def _startup_logs(
+        self, pod: Obj, main: Obj, ready: float, until: float | None = None
+    ) -> None:
+        """vLLM's start-up lines at their share of `ready` seconds, up to `until`."""
         elapsed = 0.0
         for fraction, line in vllm_logs.startup(main):
-            await self._sleep(max(0.0, fraction * ready - elapsed))
-            elapsed = fraction * ready
+            at = fraction * ready
+            if until is not None and at > until:
+                break
+            await self._sleep(max(0.0, at - elapsed))
+            elapsed = at
             self._log(pod, main["name"], line)
+        if until is not None:
+            await self._sleep(max(0.0, until - elapsed))
 
     async def _crash(
         self, pod: Obj, container: str, reason: str, code: int, backoff: float

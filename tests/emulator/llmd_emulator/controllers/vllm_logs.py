@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
+from .. import vllm_cli
 from .base import Obj
 
 
@@ -18,6 +19,9 @@ def info(where: str, message: str) -> str:
 
 def served_model_name(container: Obj) -> str:
     """The name vLLM serves: --served-model-name, else --model, else /mnt/models."""
+    result = vllm_cli.effective(container)
+    if isinstance(result, vllm_cli.Serve):
+        return result.served_names[0]
     args = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
     found: dict[str, str] = {}
     for i, arg in enumerate(args):
@@ -44,7 +48,19 @@ def model_id(container: Obj) -> str:
 def startup(container: Obj) -> list[tuple[float, str]]:
     """(fraction of the readiness delay, line) pairs for a normal start."""
     served = served_model_name(container)
-    return [
+    result = vllm_cli.effective(container)
+    options = result.options if isinstance(result, vllm_cli.Serve) else {}
+    lines = []
+    if options.get("dtype") in ("half", "float16"):
+        # vLLM's TPU platform (vllm/platforms/tpu.py) swaps float16 for bfloat16.
+        lines.append(
+            (
+                0.005,
+                f"WARNING {_stamp()} [tpu.py:95] The TPU backend currently does not support "
+                "float16. Falling back to bfloat16.",
+            )
+        )
+    return lines + [
         (0.0, info("__init__.py:244", "Automatically detected platform tpu.")),
         (0.01, info("api_server.py:1395", "vLLM API server version 0.10.1")),
         (
