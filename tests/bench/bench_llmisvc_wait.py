@@ -97,7 +97,8 @@ def apply(kubeconfig: str, objects: list[dict]) -> None:
 
 
 def setup(kubeconfig: str) -> None:
-    apply(kubeconfig, [*SERVING_CRDS, *kserve_presets(kserve_root()), namespace(NS)])
+    apply(kubeconfig, list(SERVING_CRDS))
+    apply(kubeconfig, [*kserve_presets(kserve_root()), namespace(NS)])
     apply(kubeconfig, [gateway()])
 
 

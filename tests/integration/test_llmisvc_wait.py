@@ -34,7 +34,8 @@ TPU_NODE = "tpu-node-1"
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
     with running_emulator(tmp_path_factory.mktemp("llmisvc-wait"), time_scale=0.01) as endpoints:
-        apply(endpoints, *SERVING_CRDS, *kserve_presets(kserve_root()))
+        apply(endpoints, *SERVING_CRDS)
+        apply(endpoints, *kserve_presets(kserve_root()))
         apply(endpoints, gateway())
         yield endpoints
 

@@ -1,10 +1,14 @@
 """The LLMInferenceService of the model role, rendered from the settings (tasks/render.yml).
 
 One ansible-playbook run renders every case (one play each) and writes what it rendered, or the
-error it stopped with, to JSON. Each rendered object is validated against a schema of our own
-making (tests/fixtures/schemas/llminferenceservice.schema.yaml; see its header) and checked for
-what the issue asks: served model name passed to vLLM, TPU placement derived from the TPU pool
-settings, tensor parallel size consistent with the chips, the HF token only by reference.
+error it stopped with, to JSON. Each rendered object is validated against KServe's own
+LLMInferenceService CRD at the pinned commit (tests/tools/upstream.py), then combined with the
+real LLMInferenceServiceConfigs of the odh-xks overlay the way KServe's controller combines them
+(llmd_emulator.kserve_merge), and the container that results is run the way the image would run it
+(llmd_emulator.vllm_cli: real bash for the template's script, vLLM's argument rules): it must start
+`vllm serve` with the served model name, port 8000, KServe's TLS files and the role's arguments.
+Also checked: TPU placement derived from the TPU pool settings, tensor parallel size consistent
+with the chips, the HF token only by reference.
 """
 
 from __future__ import annotations
@@ -19,9 +23,45 @@ import pytest
 import yaml
 from conftest import ROOT, VENV_BIN
 
-SCHEMA = yaml.safe_load(
-    (ROOT / "tests" / "fixtures" / "schemas" / "llminferenceservice.schema.yaml").read_text()
-)
+from llmd_emulator import kserve_merge, vllm_cli
+from llmd_emulator.testing import kserve_presets, kserve_root
+
+TLS = "/var/run/kserve/tls"
+
+
+@pytest.fixture(scope="module")
+def crd_schema() -> dict:
+    """openAPIV3Schema of KServe's LLMInferenceService CRD (v1alpha1) at the pinned commit."""
+    path = kserve_root() / "config/crd/full/serving.kserve.io_llminferenceservices.yaml"
+    crd = yaml.safe_load(path.read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
+    return version["schema"]["openAPIV3Schema"]
+
+
+def effective_main(o: dict) -> dict:
+    """The main container KServe's controller renders for o from the real presets."""
+    presets = kserve_presets(kserve_root())
+    configs = {
+        d["metadata"]["name"]: d for d in presets if d["kind"] == "LLMInferenceServiceConfig"
+    }
+    (cm,) = [d for d in presets if d["kind"] == "ConfigMap"]
+    gw_ns, gw_name = json.loads(cm["data"]["ingress"])["kserveIngressGateway"].split("/")
+    global_config = {
+        "systemNamespace": "opendatahub",
+        "ingressGatewayNamespace": gw_ns,
+        "ingressGatewayName": gw_name,
+    }
+    spec, _refs = kserve_merge.combine(o, configs.get, global_config)
+    (main,) = [c for c in spec["template"]["containers"] if c["name"] == "main"]
+    return main
+
+
+def serve_of(o: dict) -> vllm_cli.Serve:
+    result = vllm_cli.effective(effective_main(o))
+    assert isinstance(result, vllm_cli.Serve), result
+    return result
+
+
 TOKEN = "hf_RenderTestTokenNeverInTheObject42"
 
 CASES = {
@@ -64,6 +104,8 @@ CASES = {
     "gpu-without-placement": {"model_accelerator": "gpu", "model_tensor_parallel_size": 1},
     "served-name-overridden": {"llmd_model_extra_args": ["--served-model-name=/mnt/models"]},
     "no-token": {"llmd_hf_token": ""},
+    "half-on-tpu": {"llmd_model_dtype": "half"},
+    "other-port": {"model_port": 9000},
     "bad-uri": {"llmd_model_uri": "Qwen/Qwen2.5-3B-Instruct"},
 }
 
@@ -158,16 +200,23 @@ def env_of(o: dict) -> dict:
 @pytest.mark.parametrize(
     "case", ["default", "one-chip", "eight-chips-tp4", "gpu-by-inventory", "kind-simulator"]
 )
-def test_rendered_objects_are_valid(rendered, case):
+def test_rendered_objects_are_valid(rendered, case, crd_schema):
     errors = [
-        e.message for e in jsonschema.Draft7Validator(SCHEMA).iter_errors(obj(rendered, case))
+        e.message for e in jsonschema.Draft7Validator(crd_schema).iter_errors(obj(rendered, case))
     ]
     assert errors == []
-    args = main_container(obj(rendered, case))["args"]
-    # Without it vLLM answers only to /mnt/models.
+    # args would replace the template's script whole (bash -c --model=...).
+    assert "args" not in main_container(obj(rendered, case))
+    assert "command" not in main_container(obj(rendered, case))
+    serve = serve_of(obj(rendered, case))
     served = CASES[case].get("llmd_model_name", "Qwen/Qwen2.5-3B-Instruct")
-    assert f"--served-model-name={served}" in args
-    assert "--model=/mnt/models" in args
+    assert serve.model == "/mnt/models"
+    assert serve.served_names == [served]  # without it vLLM answers only to /mnt/models
+    assert serve.port == 8000
+    assert serve.options["ssl-certfile"] == f"{TLS}/tls.crt"
+    assert serve.options["ssl-keyfile"] == f"{TLS}/tls.key"
+    assert serve.options["enable-ssl-refresh"] is True
+    assert serve.options["dtype"] == CASES[case].get("llmd_model_dtype", "bfloat16")
     # The token is referenced, never inlined.
     assert env_of(obj(rendered, case))["HF_TOKEN"] == {
         "secretKeyRef": {"name": "hf-token", "key": "HF_TOKEN"}
@@ -191,7 +240,11 @@ def test_default_tpu_placement_comes_from_the_pool_settings(rendered):
     ]
     assert main_container(o)["resources"]["limits"] == {"google.com/tpu": "4"}
     assert main_container(o)["resources"]["requests"] == {"google.com/tpu": "4"}
-    assert "--tensor-parallel-size=4" in main_container(o)["args"]
+    assert serve_of(o).options["tensor-parallel-size"] == "4"
+    startup = main_container(o)["startupProbe"]
+    # 1800 s of start-up (model_startup_timeout) before the kubelet may restart vLLM.
+    assert startup["periodSeconds"] * startup["failureThreshold"] == 1800
+    assert startup["httpGet"] == {"path": "/health", "port": 8000, "scheme": "HTTPS"}
     env = env_of(o)
     assert env["TPU_CHIPS_PER_HOST_BOUNDS"] == "2,2,1"
     assert env["TPU_HOST_BOUNDS"] == "1,1,1"
@@ -207,17 +260,17 @@ def test_default_tpu_placement_comes_from_the_pool_settings(rendered):
 def test_other_tpu_shapes_and_overrides(rendered):
     one = obj(rendered, "one-chip")
     assert main_container(one)["resources"]["limits"] == {"google.com/tpu": "1"}
-    assert "--tensor-parallel-size=1" in main_container(one)["args"]
+    assert serve_of(one).options["tensor-parallel-size"] == "1"
     assert env_of(one)["TPU_CHIPS_PER_HOST_BOUNDS"] == "1,1,1"
 
     eight = obj(rendered, "eight-chips-tp4")
     assert main_container(eight)["resources"]["limits"] == {"google.com/tpu": "8"}
-    assert "--tensor-parallel-size=4" in main_container(eight)["args"]
+    assert serve_of(eight).options["tensor-parallel-size"] == "4"
     assert env_of(eight)["TPU_CHIPS_PER_HOST_BOUNDS"] == "2,4,1"
     assert eight["spec"]["template"]["nodeSelector"]["cloud.google.com/gke-tpu-topology"] == "2x4"
     assert eight["spec"]["replicas"] == 3
     assert eight["spec"]["baseRefs"] == [{"name": "kserve-config-llm-template"}]
-    assert main_container(eight)["args"][-1] == "--enable-prefix-caching"
+    assert serve_of(eight).options["enable-prefix-caching"] is True
 
 
 def test_a_gpu_variant_by_inventory_alone(rendered):
@@ -238,7 +291,7 @@ def test_the_kind_scenario_renders_the_simulator_on_cpu(rendered):
     assert "google.com/tpu" not in json.dumps(main_container(sim).get("resources"))
     assert main_container(sim)["resources"]["limits"] == {"memory": "1Gi"}
     assert main_container(sim)["image"].startswith("ghcr.io/llm-d/llm-d-inference-sim:")
-    assert "--served-model-name=Qwen/Qwen2.5-0.5B-Instruct" in main_container(sim)["args"]
+    assert sim["spec"]["model"]["name"] == "Qwen/Qwen2.5-0.5B-Instruct"
 
 
 @pytest.mark.parametrize(
@@ -248,6 +301,8 @@ def test_the_kind_scenario_renders_the_simulator_on_cpu(rendered):
         ("tp-does-not-divide", "model_tensor_parallel_size 3 does not divide the 4 TPU chips"),
         ("gpu-without-placement", "set model_scheduling"),
         ("served-name-overridden", "llmd_model_extra_args sets --served-model-name=/mnt/models"),
+        ("half-on-tpu", "llmd_model_dtype is half: TPUs compute in bfloat16"),
+        ("other-port", "model_port is 9000: KServe serves vLLM on 8000"),
         ("no-token", "llmd_hf_token is empty"),
         ("bad-uri", "is not a model URI"),
     ],
@@ -255,3 +310,13 @@ def test_the_kind_scenario_renders_the_simulator_on_cpu(rendered):
 def test_bad_settings_are_refused_with_the_reason(rendered, case, reason):
     assert "error" in rendered[case], rendered[case]
     assert reason in " ".join(rendered[case]["error"].split())
+
+
+def test_args_only_would_never_start_vllm(rendered):
+    """The role's old shape (vLLM arguments in args) meets the template's `/bin/bash -c`."""
+    old = json.loads(json.dumps(obj(rendered, "default")))
+    main_container(old)["args"] = ["--model=/mnt/models", "--served-model-name=x"]
+    result = vllm_cli.effective(effective_main(old))
+    assert isinstance(result, vllm_cli.Failed)
+    assert result.exit_code == 2
+    assert result.lines[0] == "/bin/bash: --: invalid option"

@@ -38,7 +38,8 @@ def served(tmp_path_factory):
     port = free_port()
     with running_emulator(tmp_path_factory.mktemp("verify-bench"), time_scale=0.01) as endpoints:
         endpoints.admin_post("/config", {"gateway": {"bind_exact_ports": True}})
-        apply(endpoints, *SERVING_CRDS, *kserve_presets(kserve_root()), namespace(NS))
+        apply(endpoints, *SERVING_CRDS)
+        apply(endpoints, *kserve_presets(kserve_root()), namespace(NS))
         apply(endpoints, gateway(port=port), llm_inference_service(NAME, NS))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -105,7 +105,10 @@ def resource_list(store: Store, group_name: str, version: str) -> dict[str, Any]
 # client-side validation find no schema and skip it (OpenAPI v3 below declares server-side
 # field validation for every kind, so kubectl relies on the server instead).
 OPENAPI_V2_PROTOBUF = b"\x0a\x032.0"
-OPENAPI_V2_CONTENT_TYPE = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+# kube-openapi (pkg/handler/handler.go) answers both accepted protobuf subtypes, the deprecated
+# "...spec.v2@v1.0+protobuf" among them, with this Content-Type: Go's mime parser (kubectl)
+# rejects the "@" form.
+OPENAPI_V2_CONTENT_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 
 
 def _gv_path(info: KindInfo, version: str) -> str:
