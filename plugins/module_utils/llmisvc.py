@@ -518,6 +518,24 @@ def diagnose(
                 )
             if reason == "CrashLoopBackOff":
                 exit_code = last.get("exitCode")
+                killed = probe_kill(_events_for(events, pod), cs.get("name", ""))
+                if killed:
+                    return (
+                        Diagnosis(
+                            cause=f"container {cs.get('name')} of pod {name} keeps being "
+                            f"restarted by the kubelet: {killed}",
+                            hint="The probe gives up before vLLM listens (download, TPU init "
+                            "and XLA compile take 12-15 minutes on a first TPU start): give "
+                            "the container a startupProbe that allows the whole start-up "
+                            "(the model role sizes it from model_startup_timeout), so that the "
+                            "liveness probe only runs once vLLM is up",
+                            reason="ProbeKilled",
+                            message=message,
+                            read_log=True,
+                            **where,
+                        ),
+                        None,
+                    )
                 return (
                     Diagnosis(
                         cause=f"container {cs.get('name')} of pod {name} keeps crashing "
@@ -603,6 +621,52 @@ def _terminal_hint(reason: str, namespace: str) -> str:
             "events (kubectl describe pod)"
         )
     return "Fix the LLMInferenceService spec named in the message and apply it again"
+
+
+def probe_kill(events: list[dict], container: str) -> str:
+    """The kubelet's last "failed <probe> probe, will be restarted" for container, with why."""
+    killing = [
+        e
+        for e in events
+        if e.get("reason") == "Killing"
+        and f"Container {container} failed " in (e.get("message") or "")
+        and "probe, will be restarted" in (e.get("message") or "")
+    ]
+    if not killing:
+        return ""
+    text = killing[-1]["message"]
+    kind = text.split(" failed ", 1)[1].split(" probe", 1)[0]
+    failed = [
+        e.get("message", "")
+        for e in events
+        if e.get("reason") == "Unhealthy" and e.get("message", "").lower().startswith(kind)
+    ]
+    return f"{text} ({failed[-1]})" if failed else text
+
+
+# Log lines read to diagnose a crash (log_tail keeps the last log_lines of them).
+DIAGNOSIS_LOG_LINES = 100
+# A shell or vLLM refusing the command line: bash's "invalid option", vLLM's argparse errors.
+COMMAND_LINE_ERROR = re.compile(
+    r"^(\S*sh: .*: invalid option|\S*sh: .*: command not found|vllm serve: error: .*"
+    r"|ValueError: No model specified!.*)$"
+)
+
+
+def command_line_refinement(diagnosis: Diagnosis, lines: list[str]) -> None:
+    """The container's command line never starts vLLM: quote the error and say where to fix it."""
+    found = next((line for line in lines if COMMAND_LINE_ERROR.match(line.strip())), None)
+    if not found:
+        return
+    diagnosis.cause += f"; the command line does not start vLLM: {found.strip()}"
+    diagnosis.hint = (
+        "KServe's kserve-config-llm-template runs `/bin/bash -c <script>`, and the script calls "
+        "`vllm serve /mnt/models --served-model-name <spec.model.name> --port 8000 "
+        "${VLLM_ADDITIONAL_ARGS} ...`; `args` set in the LLMInferenceService replace that script "
+        "whole. Pass extra vLLM arguments in the env VLLM_ADDITIONAL_ARGS (the model role does) "
+        "and check them against `vllm serve --help` of the image"
+    )
+    diagnosis.reason = "InvalidCommandLine"
 
 
 def hf_refinement(diagnosis: Diagnosis, lines: list[str], namespace: str, hf_secret: str) -> None:
@@ -995,7 +1059,8 @@ class LlmisvcWaiter:
                     self.namespace,
                     diagnosis.pod,
                     diagnosis.container,
-                    self.log_lines,
+                    # Enough to find an error printed before a long usage text.
+                    max(self.log_lines, DIAGNOSIS_LOG_LINES),
                     previous=previous,
                 )
             except KubeError:
@@ -1006,6 +1071,7 @@ class LlmisvcWaiter:
         diagnosis.log_tail = [self.redact(t) for t in texts[-self.log_lines :]]
         if diagnosis.reason == "CrashLoopBackOff":
             hf_refinement(diagnosis, texts, self.namespace, self.hf_secret)
+            command_line_refinement(diagnosis, texts)
 
     def workload_log(self, pods: list[dict]) -> list[tuple[datetime | None, str]]:
         """The timeline pod's main container log (one read), or [] when there is none yet."""

@@ -215,6 +215,8 @@ diagnosis:
   description:
     - Why the LLMInferenceService will not become Ready - C(cause), C(hint), C(reason) (for example
       C(ImagePullBackOff), C(CrashLoopBackOff), C(HuggingFace401), C(HuggingFace403),
+      C(InvalidCommandLine) (bash or vLLM refuse the command line), C(ProbeKilled) (the kubelet
+      restarts vLLM on a failed liveness or startup probe),
       C(OOMKilled), C(Unschedulable), or the terminal condition reason), C(pod), C(container),
       C(message) and C(log_tail) (the last O(log_lines) log lines, redacted).
   returned: when the module fails fast, and on timeout when something looked wrong

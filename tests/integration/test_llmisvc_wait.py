@@ -120,6 +120,39 @@ def test_failure_scenarios_fail_fast_with_cause_and_hint(emulator, run_tasks, sc
         assert any("Client Error" in line for line in diagnosis["log_tail"])
 
 
+def test_args_only_crash_loops_with_the_bash_error(emulator, run_tasks):
+    """vLLM arguments in args replace the script of KServe's template: `/bin/bash -c --model=..`."""
+    obj = llm_inference_service("m", "argsonly")
+    (main,) = obj["spec"]["template"]["containers"]
+    main.pop("env")
+    main["args"] = ["--model=/mnt/models", "--served-model-name=Qwen/Qwen2.5-3B-Instruct"]
+    create(emulator, "argsonly", obj)
+    run, (result,) = run_tasks([wait_task("argsonly", timeout=60, log_lines=10)])
+    assert result["failed"] is True, run.output
+    diagnosis = result["diagnosis"]
+    assert diagnosis["reason"] == "InvalidCommandLine"
+    assert "the command line does not start vLLM: /bin/bash: --: invalid option" in result["msg"]
+    assert "VLLM_ADDITIONAL_ARGS" in result["hint"]
+    assert len(diagnosis["log_tail"]) == 10  # bash's usage text follows the error
+
+
+def test_a_liveness_probe_shorter_than_the_start_kills_vllm(emulator, run_tasks):
+    """Without a startup probe, the template's liveness probe (120 s) restarts a vLLM that needs
+    600 emulated seconds to listen: the pod never gets Ready."""
+    obj = llm_inference_service("m", "liveness")
+    (main,) = obj["spec"]["template"]["containers"]
+    main.pop("startupProbe")
+    create(emulator, "liveness", obj)
+    run, (result,) = run_tasks([wait_task("liveness", timeout=60, log_lines=10)])
+    assert result["failed"] is True, run.output
+    assert result["diagnosis"]["reason"] == "ProbeKilled"
+    assert "failed liveness probe" in result["msg"] and "startupProbe" in result["hint"]
+    events = kubectl(emulator, "get", "events", "-n", "liveness", "-o", "json")
+    messages = [e["message"] for e in json.loads(events)["items"]]
+    assert any(m.startswith('Liveness probe failed: Get "https://') for m in messages)
+    assert "Container main failed liveness probe, will be restarted" in messages
+
+
 def test_unschedulable_without_scale_up(emulator, run_tasks, scenario):
     scenario("unschedulable-tpu")
     node = {

@@ -9,13 +9,16 @@ import pytest
 
 from ansible_collections.llmd.gke.plugins.module_utils.k8s_wait import KubeError
 from ansible_collections.llmd.gke.plugins.module_utils.llmisvc import (
+    Diagnosis,
     LlmisvcWaiter,
     build_timeline,
     child_summary,
+    command_line_refinement,
     current_stage,
     diagnose,
     is_ready,
     log_entries,
+    probe_kill,
     redact,
     redact_all,
     result_of,
@@ -388,3 +391,41 @@ def test_an_unserved_kind_raises():
     error = KubeError("LIST: 404 NotFound", status=404, reason="NotFound")
     with pytest.raises(KubeError):
         waiter(FakeClient({}, list_error=error)).wait(timeout=5)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "/bin/bash: --: invalid option",
+        "vllm serve: error: unrecognized arguments: --frobnicate",
+        "vllm serve: error: argument --dtype: invalid choice: 'x' (choose from auto, bfloat16)",
+    ],
+)
+def test_a_command_line_error_is_quoted_with_the_fix(line):
+    diagnosis = Diagnosis(
+        cause="container main keeps crashing", hint="read", reason="CrashLoopBackOff"
+    )
+    command_line_refinement(diagnosis, ["Usage: ...", line, "\t--norc"])
+    assert diagnosis.reason == "InvalidCommandLine"
+    assert diagnosis.cause.endswith(f"the command line does not start vLLM: {line}")
+    assert "VLLM_ADDITIONAL_ARGS" in diagnosis.hint
+
+
+def test_other_crashes_keep_their_diagnosis():
+    diagnosis = Diagnosis(cause="c", hint="read", reason="CrashLoopBackOff")
+    command_line_refinement(diagnosis, ["RuntimeError: TPU initialization failed"])
+    assert diagnosis.reason == "CrashLoopBackOff" and diagnosis.hint == "read"
+
+
+def test_probe_kill_names_the_probe_and_its_last_failure():
+    events = [
+        {"reason": "Unhealthy", "message": "Liveness probe failed: Get ...: connection refused"},
+        {"reason": "Killing", "message": "Container main failed liveness probe, will be restarted"},
+        {"reason": "Killing", "message": "Stopping container main"},
+    ]
+    assert probe_kill(events, "main") == (
+        "Container main failed liveness probe, will be restarted "
+        "(Liveness probe failed: Get ...: connection refused)"
+    )
+    assert probe_kill(events, "other") == ""
+    assert probe_kill(events[2:], "main") == ""
