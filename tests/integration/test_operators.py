@@ -1,10 +1,11 @@
 """The operators phase (playbooks/operators.yml) through the real ansible-playbook and helm.
 
-Each test runs against its own emulator, with the in-repo stand-ins of
-tests/fixtures/platform/operators as the CRD and chart sources (no download). The emulator plays
-the operators: operator Deployments become Available, Istio/default Ready, CertManager/cluster
-and LeaderWorkerSetOperator/cluster Available; the scenario operator-held:<name> holds back the
-Deployments and operator CRs whose name contains <name>.
+Each test runs against its own emulator, with the real pinned charts and CRD manifests
+(tests/tools/upstream.py) as the sources. The emulator plays the operators as their upstream
+sources do (docs/conformance.md): operator Deployments become Available, the cert-manager
+operator runs its operands and writes library-go's prefixed conditions on CertManager/cluster,
+Sail reconciles Istio/default and runs istiod, the LWS operator runs its controller; the scenario
+operator-held:<name> holds back the Deployments and operator CRs whose name contains <name>.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 import base64
 import json
 
-from conftest import ROOT, recap, running_emulator
+import upstream
+from conftest import recap, running_emulator
 
-STANDINS = ROOT / "tests" / "fixtures" / "platform" / "operators"
 NAMESPACES = ("cert-manager-operator", "cert-manager", "istio-system", "openshift-lws-operator")
 OUR_CRDS = (
     "gateways.gateway.networking.k8s.io",
@@ -42,13 +43,7 @@ def extra_vars(endpoints, **more) -> str:
         {
             "llmd_kubeconfig": endpoints.kubeconfig,
             "llmd_registry_auth": auth(),
-            "operators_gateway_api_crds": str(STANDINS / "gateway-api"),
-            "operators_inference_extension_crds": str(STANDINS / "inference-extension"),
-            "operators_chart_paths": {
-                "cert_manager": str(STANDINS / "charts" / "cert-manager-operator"),
-                "sail": str(STANDINS / "charts" / "sail-operator"),
-                "lws": str(STANDINS / "charts" / "lws-operator"),
-            },
+            **upstream.ansible_vars(),
             "operators_ready_timeout": 120,
             **more,
         }
