@@ -106,10 +106,10 @@ EXAMPLES = r"""
       - api_version: sailoperator.io/v1
         kind: Istio
         name: default
-      - api_version: operator.openshift.io/v1alpha1
-        kind: CertManager
-        name: cluster
-        condition: Available
+      - api_version: apps/v1
+        kind: Deployment
+        name: cert-manager-webhook
+        namespace: cert-manager
 
 - name: Report without failing
   llmd.gke.k8s_ready_info:

@@ -122,7 +122,24 @@ def playbook(ansible_env):
 
 
 sys.path.insert(0, str(ROOT / "tests" / "emulator"))
+sys.path.insert(0, str(ROOT / "tests" / "tools"))
+import upstream  # noqa: E402
+
 from llmd_emulator.testing import running_emulator  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def upstream_inputs() -> dict:
+    """The real pinned upstream inputs (tests/tools/upstream.py: $LLMD_UPSTREAM_DIR, else
+    ../shared/upstream, else fetched at the pinned commits): paths()."""
+    return upstream.paths()
+
+
+@pytest.fixture(scope="session")
+def upstream_vars(upstream_inputs) -> dict:
+    """The roles' local-source settings (kserve_source_path, operators_chart_paths,
+    operators_gateway_api_crds, operators_inference_extension_crds) on the pinned inputs."""
+    return upstream.ansible_vars()
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +182,7 @@ def sandbox_gateway_port():
 
 
 @pytest.fixture
-def sandbox_playbook(playbook, sandbox_emulator, sandbox_gateway_port):
+def sandbox_playbook(playbook, sandbox_emulator, sandbox_gateway_port, upstream_vars):
     """sandbox_playbook(book, *args) runs a playbook on inventories/sandbox against the module's
     emulator (its GKE endpoints, token, kubeconfig path and gateway port as extra vars)."""
 
@@ -181,6 +198,8 @@ def sandbox_playbook(playbook, sandbox_emulator, sandbox_gateway_port):
                 # Written by the cluster phase (not the emulator's own kubeconfig).
                 "llmd_kubeconfig": str(Path(sandbox_emulator.state_dir) / "llmd-kubeconfig.yaml"),
                 "llmd_gateway_port": sandbox_gateway_port,
+                # The real pinned charts, CRD manifests and KServe tree (tests/tools/upstream.py).
+                **upstream_vars,
             }
         )
         return playbook(

@@ -1,8 +1,9 @@
 """Phase kserve (playbooks/kserve.yml) through the real ansible-playbook, kubectl and kustomize.
 
-Each test has its own emulator. The KServe sources are the in-repo stand-in
-(tests/fixtures/platform/kserve, `kserve_source_path`); what the operators phase would provide
-(namespace cert-manager, the cert-manager CRDs) comes from its `prerequisites/` directory.
+Each test has its own emulator. The KServe sources are the real `config/` tree at the pinned
+commit (tests/tools/upstream.py, `kserve_source_path`); what the operators phase would provide
+(namespace cert-manager, the cert-manager.io CRDs) comes from the real cert-manager operator
+chart's `manifests-crds/`.
 The emulator's cert-manager stand-in makes the issuers Ready and writes Secret
 cert-manager/opendatahub-ca; its workload controller runs the controller Deployment, or holds it
 back with the scenario operator-held:kserve-controller-manager.
@@ -14,18 +15,25 @@ import json
 import stat
 
 import pytest
-from conftest import ROOT, kubectl, recap, running_emulator
+import upstream
+from conftest import kubectl, recap, running_emulator
 
-STAND_IN = ROOT / "tests" / "fixtures" / "platform" / "kserve"
 NS = "opendatahub"
 WEBHOOKS = {"llminferenceservice.serving.kserve.io", "llminferenceserviceconfig.serving.kserve.io"}
+# The nine LLMInferenceServiceConfigs of the odh-xks overlay (config/llmisvc at the pinned commit).
 TEMPLATES = {
     "kserve-config-llm-template",
     "kserve-config-llm-router-route",
     "kserve-config-llm-scheduler",
     "kserve-config-llm-decode-template",
     "kserve-config-llm-prefill-template",
+    "kserve-config-llm-worker-data-parallel",
+    "kserve-config-llm-decode-worker-data-parallel",
+    "kserve-config-llm-prefill-worker-data-parallel",
+    "kserve-config-llm-template-amd-rocm",
 }
+# The cert-manager.io CRDs of the cert-manager operator chart (applied by the operators phase).
+CERT_MANAGER_CRDS = ("certificates", "certificaterequests", "issuers", "clusterissuers")
 
 
 @pytest.fixture
@@ -35,13 +43,18 @@ def emulator(tmp_path):
 
 
 def operators_phase_stand_in(endpoints) -> None:
-    kubectl(endpoints, "apply", "-f", str(STAND_IN / "prerequisites"))
+    """What the operators phase provides: namespace cert-manager and the real cert-manager CRDs."""
+    crds = upstream.paths()["charts"]["cert_manager"] / "manifests-crds"
+    kubectl(endpoints, "create", "namespace", "cert-manager")
+    for plural in CERT_MANAGER_CRDS:
+        path = crds / f"customresourcedefinition-{plural}-cert-manager-io.yaml"
+        kubectl(endpoints, "apply", "--server-side", "-f", str(path))
 
 
 def kserve(playbook, endpoints, *args: str, **extra):
     variables = {
         "llmd_kubeconfig": endpoints.kubeconfig,
-        "kserve_source_path": str(STAND_IN),
+        "kserve_source_path": upstream.ansible_vars()["kserve_source_path"],
         "kserve_wait_timeout": 60,
         **extra,
     }
@@ -101,9 +114,7 @@ def test_four_step_idempotence(playbook, emulator):
     assert names(emulator, "LLMInferenceServiceConfig", NS) == TEMPLATES
     assert names(emulator, "ValidatingWebhookConfiguration") >= WEBHOOKS
     assert "redhat-pull-secret" in names(emulator, "Secret", NS)
-    assert "templates: kserve-config-llm-decode-template, kserve-config-llm-prefill-template" in (
-        converge
-    )
+    assert "templates: " + ", ".join(sorted(TEMPLATES)) in converge
 
     # 3. Rerun: nothing changes, on the cluster either.
     converged = snapshot(emulator)

@@ -1,10 +1,11 @@
 """The operators phase (playbooks/operators.yml) through the real ansible-playbook and helm.
 
-Each test runs against its own emulator, with the in-repo stand-ins of
-tests/fixtures/platform/operators as the CRD and chart sources (no download). The emulator plays
-the operators: operator Deployments become Available, Istio/default Ready, CertManager/cluster
-and LeaderWorkerSetOperator/cluster Available; the scenario operator-held:<name> holds back the
-Deployments and operator CRs whose name contains <name>.
+Each test runs against its own emulator, with the real pinned charts and CRD manifests
+(tests/tools/upstream.py) as the sources. The emulator plays the operators as their upstream
+sources do (docs/conformance.md): operator Deployments become Available, the cert-manager
+operator runs its operands and writes library-go's prefixed conditions on CertManager/cluster,
+Sail reconciles Istio/default and runs istiod, the LWS operator runs its controller; the scenario
+operator-held:<name> holds back the Deployments and operator CRs whose name contains <name>.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 import base64
 import json
 
-from conftest import ROOT, recap, running_emulator
+import upstream
+from conftest import recap, running_emulator, tasks_runner
 
-STANDINS = ROOT / "tests" / "fixtures" / "platform" / "operators"
 NAMESPACES = ("cert-manager-operator", "cert-manager", "istio-system", "openshift-lws-operator")
 OUR_CRDS = (
     "gateways.gateway.networking.k8s.io",
@@ -23,6 +24,8 @@ OUR_CRDS = (
     "istios.sailoperator.io",
     "leaderworkersetoperators.operator.openshift.io",
 )
+# The operands the cert-manager operator runs (bindata/cert-manager-deployment at d0c162f1).
+CERT_MANAGER_OPERANDS = {"cert-manager", "cert-manager-webhook", "cert-manager-cainjector"}
 # Credentials that must never show in any output (values of our own making).
 USER, PASSWORD = "ops-robot", "Op5-n3ver-Sh0wn-9f2c"
 OTHER_PASSWORD = "Quay-0nly-Secr3t-77ab"
@@ -42,13 +45,7 @@ def extra_vars(endpoints, **more) -> str:
         {
             "llmd_kubeconfig": endpoints.kubeconfig,
             "llmd_registry_auth": auth(),
-            "operators_gateway_api_crds": str(STANDINS / "gateway-api"),
-            "operators_inference_extension_crds": str(STANDINS / "inference-extension"),
-            "operators_chart_paths": {
-                "cert_manager": str(STANDINS / "charts" / "cert-manager-operator"),
-                "sail": str(STANDINS / "charts" / "sail-operator"),
-                "lws": str(STANDINS / "charts" / "lws-operator"),
-            },
+            **upstream.ansible_vars(),
             "operators_ready_timeout": 120,
             **more,
         }
@@ -125,6 +122,43 @@ def test_check_then_converge_and_the_secret_never_printed(playbook, tmp_path):
         releases = {o["metadata"]["name"] for o in endpoints.objects("Secret")}
         for release in ("cert-manager-operator", "sail-operator", "lws-operator"):
             assert any(name.startswith(f"sh.helm.release.v1.{release}.") for name in releases)
+        # What the operators run and write, as their sources do (docs/conformance.md).
+        assert names(endpoints, "Deployment", "cert-manager") >= CERT_MANAGER_OPERANDS
+        assert "istiod" in names(endpoints, "Deployment", "istio-system")
+        assert "lws-controller-manager" in names(endpoints, "Deployment", "openshift-lws-operator")
+        (cert_manager,) = endpoints.objects("CertManager")
+        conditions = {c["type"]: c["status"] for c in cert_manager["status"]["conditions"]}
+        assert "Available" not in conditions
+        for operand in ("controller", "webhook", "cainjector"):
+            assert conditions[f"cert-manager-{operand}-deploymentAvailable"] == "True"
+            assert conditions[f"cert-manager-{operand}-deploymentDegraded"] == "False"
+        assert istio["status"]["state"] == "Healthy"
+
+        # The gate of before (CertManager/cluster Available) times out on the operator as it is,
+        # naming CertManager/cluster; the gate of the role passed above.
+        execute = tasks_runner(playbook, tmp_path)
+        _, (old_gate,) = execute(
+            [
+                {
+                    "llmd.gke.k8s_ready_info": {
+                        "kubeconfig": endpoints.kubeconfig,
+                        "timeout": 3,
+                        "resources": [
+                            {
+                                "api_version": "operator.openshift.io/v1alpha1",
+                                "kind": "CertManager",
+                                "name": "cluster",
+                                "condition": "Available",
+                            }
+                        ],
+                    }
+                }
+            ]
+        )
+        assert old_gate["failed"]
+        assert "1 of 1 objects not ready after" in old_gate["msg"]
+        assert "CertManager cluster: no Available condition" in old_gate["msg"]
+        assert "cert-manager-controller-deploymentAvailable" in old_gate["msg"]
 
         # Rerun and check mode on the converged cluster: test_sandbox.py, over every phase.
 
@@ -142,14 +176,14 @@ def test_the_gate_names_the_operator_held_back(playbook, tmp_path):
         )
         assert run.rc != 0
         gate = run.output[run.output.index("TASK [llmd.gke.operators : Readiness gate]") :]
-        assert "2 of 18 objects not ready after" in run, gate
+        assert "2 of 20 objects not ready after" in run, gate
         assert (
             "Deployment openshift-lws-operator/openshift-lws-operator: Available is False, not True"
             " (MinimumReplicasUnavailable" in run
         ), gate
+        # A stopped operator writes nothing on its custom resource.
         assert (
-            "LeaderWorkerSetOperator cluster: Available is False, not True (OperatorNotAvailable)"
-            in run
+            "LeaderWorkerSetOperator cluster: no Available condition (no conditions yet)" in run
         ), gate
         # What is ready is not named.
         assert "Istio default:" not in run

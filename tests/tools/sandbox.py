@@ -24,6 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "emulator"))
+sys.path.insert(0, str(ROOT / "tests" / "tools"))
+
+import upstream  # noqa: E402
 
 from llmd_emulator.testing import running_emulator  # noqa: E402
 
@@ -71,6 +74,9 @@ def run_site(endpoints, results: Path, extra_args: list[str]) -> tuple[int, str,
                 "tpu_timing_file": str(results / "tpu-timing.json"),
                 # The emulated Istio binds the Gateway's listener port itself on 127.0.0.1.
                 "llmd_gateway_port": free_port(),
+                # The real pinned charts, CRD manifests and KServe tree (tests/tools/upstream.py:
+                # $LLMD_UPSTREAM_DIR, ../shared/upstream, or fetched at the pinned commits).
+                **upstream.ansible_vars(),
             }
         ),
         *extra_args,

@@ -280,33 +280,3 @@ def test_cert_manager_issuers_and_certificates(kube):
     assert cert["status"] == "True"
     secret = kube.get("v1", "Secret", "web-tls", "opendatahub")
     assert base64.b64decode(secret["data"]["ca.crt"]) == base64.b64decode(ca["data"]["ca.crt"])
-
-
-def test_sail_istio_cr_becomes_healthy(kube):
-    kube.create(
-        {
-            "apiVersion": "sailoperator.io/v1",
-            "kind": "Istio",
-            "metadata": {"name": "default"},
-            "spec": {"version": "v1.27.3"},
-        }
-    )
-    istio = wait_for(
-        lambda: (
-            (kube.get("sailoperator.io/v1", "Istio", "default") or {})
-            .get("status", {})
-            .get("state")
-            == "Healthy"
-            and kube.get("sailoperator.io/v1", "Istio", "default")
-        ),
-        what="Istio Healthy",
-    )
-    assert condition(istio, "Ready")["status"] == "True"
-    gw_class = wait_for(lambda: kube.get(GW, "GatewayClass", "istio"), what="GatewayClass istio")
-    assert gw_class["spec"]["controllerName"] == "istio.io/gateway-controller"
-    wait_for(
-        lambda: (
-            condition(kube.get(GW, "GatewayClass", "istio"), "Accepted").get("status") == "True"
-        ),
-        what="GatewayClass Accepted",
-    )

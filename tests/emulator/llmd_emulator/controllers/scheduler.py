@@ -3,8 +3,10 @@
 Filters run in kube-scheduler's order (NodeUnschedulable, TaintToleration, NodeAffinity,
 NodeResourcesFit) and the first failing filter gives a node's reason; the FailedScheduling
 message aggregates them like the real one. Only extended resources (e.g. google.com/tpu) are
-counted; cpu and memory always fit. Pods without node constraints run on a virtual node when the
-cluster has no Node at all (a sandbox without GKE).
+counted; cpu and memory always fit. When the cluster has no Node at all (a sandbox without GKE),
+pods without extended-resource requests whose node selection matches a GKE node's standard labels
+(kubernetes.io/os linux, kubernetes.io/arch amd64: the operator charts require them) run on a
+virtual node.
 """
 
 from __future__ import annotations
@@ -28,6 +30,17 @@ if TYPE_CHECKING:
     from ..core import Emulator
 
 SANDBOX_NODE = "emulator-sandbox"
+# The well-known labels the kubelet sets on every Node (k8s.io/api core/v1 well_known_labels.go).
+_SANDBOX_NODE_OBJ = {
+    "metadata": {
+        "name": SANDBOX_NODE,
+        "labels": {
+            "kubernetes.io/hostname": SANDBOX_NODE,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+        },
+    }
+}
 TPU_RESOURCE = "google.com/tpu"
 _BASIC_RESOURCES = {"cpu", "memory", "ephemeral-storage", "pods"}
 _TERMINAL = {"Succeeded", "Failed"}
@@ -124,8 +137,7 @@ class Scheduler:
             tpu_nodes = len(nodes) - len(nodes_for_fit)
         else:
             nodes_for_fit, tpu_nodes = nodes, 0
-        constrained = bool(spec.get("nodeSelector") or spec.get("affinity") or requests)
-        if not nodes and not constrained:
+        if not nodes and not requests and matches_node_selection(spec, _SANDBOX_NODE_OBJ):
             self._bind(pod, SANDBOX_NODE)
             return
         reasons: Counter[str] = Counter(
