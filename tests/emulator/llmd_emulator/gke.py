@@ -168,6 +168,21 @@ def location_segment(location: str) -> str:
     return f"{kind}/{location}"
 
 
+def status_conditions(message: str | None) -> list[Obj]:
+    """StatusConditions (``conditions`` of a Cluster or NodePool) for a status message: GKE
+    explains a state there; ``statusMessage`` is deprecated in favour of them."""
+    if not message:
+        return []
+    stockout = "does not have enough resources" in message or "GCE_STOCKOUT" in message
+    condition = {
+        "message": message,
+        "canonicalCode": "RESOURCE_EXHAUSTED" if stockout else "UNKNOWN",
+    }
+    if stockout:
+        condition["code"] = "GCE_STOCKOUT"
+    return [condition]
+
+
 def resolve_version(wanted: str | None) -> str:
     """A GKE version for "1.34", "latest", "-", "" or a full version string."""
     if not wanted or wanted in ("-", "latest"):
@@ -525,6 +540,9 @@ class Gke:
         data = copy.deepcopy(cluster.resource)
         data["selfLink"] = f"{cluster.base}/v1/{cluster.path}"
         data["nodePools"] = [self.pool_json(cluster, p) for p in cluster.pools.values()]
+        conditions = status_conditions(data.get("statusMessage"))
+        if conditions:
+            data["conditions"] = conditions
         data["currentNodeCount"] = sum(
             len(names) for p in cluster.pools.values() for names in p.nodes.values()
         )
@@ -537,9 +555,10 @@ class Gke:
         data["selfLink"] = f"{cluster.base}/v1/{cluster.path}/nodePools/{pool.name}"
         data["status"] = pool.status
         if pool.status_message:
-            data["statusMessage"] = pool.status_message
-        if pool.conditions:
-            data["conditions"] = copy.deepcopy(pool.conditions)
+            data["statusMessage"] = pool.status_message  # deprecated, still answered
+        conditions = pool.conditions or status_conditions(pool.status_message)
+        if conditions:
+            data["conditions"] = copy.deepcopy(conditions)
         group = f"{cluster.base}/compute/v1/projects/{cluster.project}/zones"
         data["instanceGroupUrls"] = [
             f"{group}/{zone}/instanceGroupManagers/{_group_name(cluster, pool, zone)}"

@@ -98,3 +98,14 @@ def test_tpu_stockout_keeps_the_create_running_and_the_cluster_locked(gke):
 )
 def test_the_fields_the_emulator_writes_exist_in_googles_schema(schema, read):
     assert set(read) <= discovery.fields_of("container", schema)
+
+
+def test_compute_refuses_a_query_parameter_its_method_does_not_list(gke):
+    base = "/compute/v1/projects/proj/aggregated/machineTypes"
+    listed = gke.call("GET", f"{base}?filter=name%20%3D%20ct6e-standard-4t", absolute=True)
+    assert listed.status_code == 200
+    assert "zones/europe-west4-a" in listed.json()["items"]
+    # returnPartialSuccess is not (or no longer) a parameter of machineTypes.aggregatedList.
+    refused = gke.call("GET", f"{base}?returnPartialSuccess=true", absolute=True)
+    assert refused.status_code == 400
+    assert 'Unknown name "returnPartialSuccess"' in refused.json()["error"]["message"]
