@@ -91,12 +91,15 @@ def test_tpu_pool_nodes_resize_update_and_delete(gke):
     op = gke.post("/clusters/beta/nodePools", {"nodePool": TPU_POOL})
     assert op["operationType"] == "CREATE_NODE_POOL"
 
-    # One mutation at a time per cluster; a node pool Operation is an "incompatible operation".
+    # One mutation at a time per cluster, in GKE's words.
     busy = gke.call("POST", "/clusters/beta/nodePools/default-pool:setSize", {"nodeCount": 3})
     assert busy.status_code == 400
     error = busy.json()["error"]
     assert error["status"] == "FAILED_PRECONDITION"
-    assert error["message"] == f"Cluster is running incompatible operation {op['name']}."
+    assert error["message"] == (
+        f"Operation {op['name']} is currently creating a node pool for cluster beta. "
+        "Please wait and try again once it is done."
+    )
 
     assert "error" not in gke.wait(op)
     pool = gke.get("/clusters/beta/nodePools/tpu-v6e-pool")
@@ -116,6 +119,11 @@ def test_tpu_pool_nodes_resize_update_and_delete(gke):
 
     op = gke.post("/clusters/beta/nodePools/tpu-v6e-pool:setSize", {"nodeCount": 3})
     assert op["operationType"] == "SET_NODE_POOL_SIZE"
+    # Other node pool Operations: the second wording.
+    busy = gke.call("POST", "/clusters/beta/nodePools/default-pool:setSize", {"nodeCount": 3})
+    assert busy.json()["error"]["message"] == (
+        f"Cluster is running incompatible operation {op['name']}."
+    )
     assert gke.get("/clusters/beta/nodePools/tpu-v6e-pool")["status"] == "RECONCILING"
     gke.wait(op)
     assert len(gke.nodes(pool="tpu-v6e-pool", prefix="gke-beta-")) == 3

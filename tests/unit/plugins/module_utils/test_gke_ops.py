@@ -119,12 +119,20 @@ def test_busy_answers_in_both_wordings_are_waited_for_then_sent(emulator, client
     waiter = waiter_for(client)
     cluster = f"{PREFIX}/clusters/busy"
     # "Operation X is currently creating cluster busy. Please wait ..."
+    with pytest.raises(GcpApiError, match="is currently creating cluster busy. Please wait"):
+        client.request("POST", f"{cluster}/nodePools", {"nodePool": TPU_POOL}, retry_busy=False)
     pool_op = waiter.send(
         "POST", f"{cluster}/nodePools", {"nodePool": TPU_POOL}, project=PROJECT, location=LOCATION
     )
     assert pool_op["operationType"] == "CREATE_NODE_POOL"
     assert client.get(f"{PREFIX}/operations/{create['name']}")["status"] == "DONE"
-    # "Cluster is running incompatible operation X."
+    waiter.wait(pool_op)
+    first = client.post(f"{cluster}/nodePools/default-pool:setSize", {"nodeCount": 1})
+    # "Cluster is running incompatible operation X." (a resize holds the cluster)
+    with pytest.raises(GcpApiError, match=f"running incompatible operation {first['name']}"):
+        client.request(
+            "POST", f"{cluster}/nodePools/default-pool:setSize", {"nodeCount": 2}, retry_busy=False
+        )
     resize = waiter.send(
         "POST",
         f"{cluster}/nodePools/default-pool:setSize",
@@ -133,7 +141,7 @@ def test_busy_answers_in_both_wordings_are_waited_for_then_sent(emulator, client
         location=LOCATION,
     )
     assert resize["operationType"] == "SET_NODE_POOL_SIZE"
-    assert client.get(f"{PREFIX}/operations/{pool_op['name']}")["status"] == "DONE"
+    assert client.get(f"{PREFIX}/operations/{first['name']}")["status"] == "DONE"
     assert waiter.waited > 0
     waiter.wait(resize)
 
