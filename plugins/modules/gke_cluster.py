@@ -24,7 +24,7 @@ description:
   - First waits for Operations already running on the cluster or its node pools (for example
     the create started by an interrupted run), so a new run never starts a second change.
   - A cluster in C(ERROR) is a failure that shows GKE's conditions (what it says about the
-    state). A C(DEGRADED) cluster serves: the module goes on with a warning naming them.
+    state). A C(DEGRADED) cluster serves, so the module goes on with a warning naming them.
 author:
   - llmd.gke maintainers (@llmd)
 options:
