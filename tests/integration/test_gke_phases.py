@@ -74,12 +74,13 @@ def kill_site_during(emulator, ansible_env, gateway_port, op_type: str, known: i
 def test_a_killed_run_resumes_the_cluster_create_and_waits_with_progress(
     site, sandbox_emulator, ansible_env, sandbox_gateway_port
 ):
-    # Creates outlast several 2 s progress slices (2000 and 1500 emulated s = 20 and 15 s).
+    # Creates outlast several 2 s progress slices (4000 and 1500 emulated s = 40 and 15 s): the
+    # cluster create still runs when the next run, after its preflight, gets to it.
     # The platform phases that run meanwhile (about a minute here) are skipped, so that the wait
     # is seen.
     sandbox_emulator.admin_post(
         "/config",
-        {"gke": {"durations": {"CREATE_CLUSTER": 2000, "CREATE_TPU_NODE_POOL": 1500}}},
+        {"gke": {"durations": {"CREATE_CLUSTER": 4000, "CREATE_TPU_NODE_POOL": 1500}}},
     )
     killed = kill_site_during(
         sandbox_emulator, ansible_env, sandbox_gateway_port, "CREATE_CLUSTER", 0
@@ -130,8 +131,8 @@ def test_a_run_killed_during_the_tpu_pool_create_waits_for_it_when_started_again
     ).ok:
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    # 2500 emulated s = 25 s: still running when the next run's tpu plays get there.
-    sandbox_emulator.admin_post("/config", {"gke": {"durations": {"CREATE_TPU_NODE_POOL": 2500}}})
+    # 3500 emulated s = 35 s: still running when the next run's tpu plays get there.
+    sandbox_emulator.admin_post("/config", {"gke": {"durations": {"CREATE_TPU_NODE_POOL": 3500}}})
     before = len(operations(sandbox_emulator, "CREATE_NODE_POOL"))
     kill_site_during(
         sandbox_emulator, ansible_env, sandbox_gateway_port, "CREATE_NODE_POOL", before
@@ -167,3 +168,28 @@ def test_a_tpu_node_without_its_taint_fails_the_tpu_phase(site, sandbox_emulator
     again = site("--tags", "tpu")
     assert again.rc == 0, again.output
     assert recap(again)["changed"] == 0, again.output
+
+
+def test_a_stockout_fails_the_tpu_phase_while_gke_still_retries(site, sandbox_emulator):
+    # Last in this module: the cluster stays locked by the create GKE keeps retrying.
+    pools = "/v1/projects/llmd-sandbox/locations/europe-west4-a/clusters/llmd-sandbox/nodePools"
+    url = f"{sandbox_emulator.gke_url}{pools}/tpu-v6e-pool"
+    headers = {"Authorization": "Bearer t"}
+    assert requests.delete(url, headers=headers, timeout=10).status_code == 200
+    deadline = time.monotonic() + 30
+    while requests.get(url, headers=headers, timeout=10).ok:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    # GKE gives up after 6000 emulated s (60 s here; tens of minutes on GKE).
+    sandbox_emulator.admin_post("/config", {"gke": {"durations": {"STOCKOUT_GIVE_UP": 6000}}})
+    sandbox_emulator.admin_post("/scenario", {"add": ["gke-tpu-stockout"]})
+    try:
+        run = site("--tags", "tpu")
+    finally:
+        sandbox_emulator.admin_post("/scenario", {"remove": ["gke-tpu-stockout"]})
+    assert run.rc != 0, run.output
+    assert recap(run)["failed"] == 1
+    assert "[GCE_STOCKOUT]" in run.output and "Try another zone" in run
+    assert "keeps the cluster locked until its own retries end" in run
+    create = operations(sandbox_emulator, "CREATE_NODE_POOL")[-1]
+    assert create["status"] == "RUNNING", "the run waited for GKE to give up"
