@@ -119,13 +119,36 @@ def service_of(name: str) -> GcpService:
 
 
 RETRYABLE_HTTP = (429, 502, 503, 504)
+# GKE's two wordings of "another Operation holds the cluster" (400 FAILED_PRECONDITION):
+# "Operation operation-X is currently <verb> cluster C. Please wait and try again once it is
+# done." and "Cluster is running incompatible operation operation-X."
 OPERATION_IN_PROGRESS_RE = re.compile(
-    r"please wait and try again|operation .* is currently|operation .* in progress", re.I
+    r"please wait and try again|operation .* is currently|operation .* in progress"
+    r"|running incompatible operation",
+    re.I,
+)
+BUSY_OPERATION_RE = re.compile(
+    r"(?:incompatible operation|Operation)\s+(operation-[A-Za-z0-9-]+)", re.I
 )
 QUOTA_RE = re.compile(r"exceeds? quota|insufficient regional quota|quota .*exceeded", re.I)
 STOCKOUT_RE = re.compile(
     r"does not have enough resources available|ZONE_RESOURCE_POOL_EXHAUSTED|stockout", re.I
 )
+
+
+def busy_operation(error: GcpApiError) -> str | None:
+    """For GKE's "another Operation holds the cluster" answer (either wording): the name of
+    that Operation ("" when the message names none); None for any other error."""
+    if not (
+        error.status == 400
+        and error.grpc_status == "FAILED_PRECONDITION"
+        and OPERATION_IN_PROGRESS_RE.search(error.message or "")
+    ):
+        return None
+    match = BUSY_OPERATION_RE.search(error.message or "")
+    return match.group(1) if match else ""
+
+
 BEARER_RE = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.I)
 
 GRPC_NAMES = {
@@ -358,8 +381,29 @@ def _stockout_hint(location: str | None) -> str:
     return (
         f"The zone{' ' + location if location else ''} has no capacity for this machine type "
         "right now (a stock-out, not a quota problem). Try another zone reported with TPU v6e "
-        f"({', '.join(others)}; check availability first), use a reservation, or spot VMs; or "
-        "try again later."
+        f"({', '.join(others)}; check availability first), use a reservation, spot VMs or a "
+        "smaller slice; or try again later."
+    )
+
+
+STOCKOUT_LOCK_NOTE = (
+    "GKE keeps retrying the node pool create on its side (for up to tens of minutes; the "
+    "Operation cannot be cancelled) and keeps the cluster locked until its own retries end: "
+    "other changes to the cluster answer 'incompatible operation' meanwhile. Follow it with "
+    "'gcloud container operations list --filter=status=RUNNING'; once it has failed, delete the "
+    "pool in ERROR (state: absent) before creating it elsewhere."
+)
+
+
+def stockout_error(operation: dict, message: str, location: str | None) -> GcpApiError:
+    """The GcpApiError for a node pool create that meets a stock-out while it still runs."""
+    return GcpApiError(
+        f"Operation {operation.get('name')} ({operation.get('operationType', 'operation')} "
+        f"{operation.get('targetLink', '')}) meets a stock-out: {message}",
+        429,
+        "RESOURCE_EXHAUSTED",
+        f"{_stockout_hint(location)} {STOCKOUT_LOCK_NOTE}",
+        operation=operation,
     )
 
 
@@ -572,11 +616,13 @@ class GcpClient:
         params=None,
         *,
         retry_budget: float | None = None,
+        retry_busy: bool = True,
     ):
         """Call the API and return the parsed JSON answer ({} for an empty body).
 
-        Retries 429/502/503/504 and "operation in progress" (400 FAILED_PRECONDITION) up to
-        max_retries times within retry_budget seconds; raises GcpApiError otherwise.
+        Retries 429/502/503/504 and "operation in progress" (400 FAILED_PRECONDITION, unless
+        ``retry_busy`` is false: the caller waits for that Operation itself) up to max_retries
+        times within retry_budget seconds; raises GcpApiError otherwise.
         """
         method = method.upper()
         url = self.url(path)
@@ -629,7 +675,9 @@ class GcpClient:
                             url=shown,
                         ) from exc
                 error = self.error_from_response(method, url, response, attempt)
-                retryable = self.is_retryable(error)
+                retryable = self.is_retryable(error) and (
+                    retry_busy or busy_operation(error) is None
+                )
             if not retryable or attempt > self.max_retries:
                 raise error
             delay = self.backoff(attempt - 1)
@@ -681,12 +729,7 @@ class GcpClient:
         if name.startswith("projects/"):
             return name
         project = _project_in(link) or self.project
-        location = (
-            operation.get("location")
-            or _location_in(link)
-            or operation.get("zone")
-            or self.location
-        )
+        location = operation.get("location") or _location_in(link) or self.location
         if not project or not location:
             raise GcpApiError(
                 f"Cannot poll Operation {name}: the project or the location is unknown.",
@@ -700,13 +743,12 @@ class GcpClient:
         code = error.get("code")
         grpc_status = GRPC_NAMES.get(code, str(code) if code is not None else None)
         message = self.scrub(
-            str(error.get("message") or operation.get("statusMessage") or "Operation failed.")
+            str(error.get("message") or operation.get("detail") or "Operation failed.")
         )
         link = operation.get("selfLink") or ""
         location = (
             _location_in(operation.get("targetLink"))
             or operation.get("location")
-            or operation.get("zone")
             or _location_in(link)
             or self.location
         )
@@ -760,7 +802,9 @@ class GcpClient:
 
     def _timeout(self, operation: dict, elapsed: float, timeout: float) -> GcpTimeout:
         name = operation.get("name", "?")
-        location = operation.get("location") or operation.get("zone") or self.location
+        location = (
+            operation.get("location") or _location_in(operation.get("selfLink")) or self.location
+        )
         what = " ".join(
             x for x in (operation.get("operationType"), operation.get("targetLink")) if x
         )

@@ -310,7 +310,7 @@ class CapacityChecker:
         path = f"projects/{self.project}/aggregated/machineTypes"
         try:
             for _page in range(MAX_PAGES):
-                query = {"filter": f'name = "{name}"', "returnPartialSuccess": "true"}
+                query = {"filter": f'name = "{name}"'}
                 if page_token:
                     query["pageToken"] = page_token
                 answer = self._get("compute", path, query)

@@ -37,6 +37,8 @@ from ansible_collections.llmd.gke.plugins.module_utils.gke_ops import (
     OperationWaiter,
     Pending,
     PoolSizes,
+    conditions_text,
+    degraded_warning,
     diff_of,
     differences,
     fail_gcp,
@@ -104,7 +106,10 @@ IMMUTABLE = (
     "default_pool.secure_boot",
     "default_pool.integrity_monitoring",
 )
-FAILED_STATUSES = ("ERROR", "DEGRADED")
+FAILED_STATUSES = ("ERROR",)
+# DEGRADED: the cluster serves but GKE reports a problem (its conditions say which): usable,
+# with a warning, here and in gke_kubeconfig.
+WARN_STATUSES = ("DEGRADED",)
 SECRET_MASTER_AUTH = ("password", "clientKey", "clientCertificate")
 DEFAULT_NODE_COUNT = 3  # GKE's default size of a cluster's first pool
 
@@ -302,18 +307,10 @@ def pool_size(cluster: dict, pool: dict, sizes: dict | None = None):
 
     A NodePool has no current size (initialNodeCount stays what it was at creation). The size is
     the targetSize of the Compute instance group managers of the pool (``sizes``, read by the
-    caller); failing that, the cluster's currentNodeCount, which counts the nodes of every pool,
-    gives it while the pool is the cluster's only one.
+    caller). The cluster's currentNodeCount is deprecated in GKE's API and not read.
     """
-    known = node_count_of(sizes)
-    if known is not None:
-        return known
-    pools = cluster.get("nodePools") or []
-    total = cluster.get("currentNodeCount")
-    zones = pool.get("locations") or cluster.get("locations") or []
-    if len(pools) != 1 or total is None or not zones:
-        return None
-    return int(total) // len(zones)
+    del cluster, pool  # the signature stays for callers; only the groups know the size
+    return node_count_of(sizes)
 
 
 def actual_state(cluster: dict, params: dict, project: str, sizes: dict | None = None) -> dict:
@@ -614,12 +611,24 @@ def facts(cluster: dict | None) -> dict:
     )
 
 
+def _location_of_link(link: str | None) -> str | None:
+    match = re.search(r"/(?:locations|zones)/([^/]+)/clusters/", link or "")
+    return match.group(1) if match else None
+
+
 def status_problem(cluster: dict | None) -> str | None:
     if cluster and cluster.get("status") in FAILED_STATUSES:
         return (
             f"Cluster {cluster.get('name')} is {cluster['status']}: "
-            f"{(cluster.get('statusMessage') or 'no status message').rstrip('.')}."
+            f"{(conditions_text(cluster) or 'GKE gave no condition').rstrip('.')}."
         )
+    return None
+
+
+def status_warning(cluster: dict | None) -> str | None:
+    """The warning for a DEGRADED cluster (usable), naming GKE's conditions."""
+    if cluster and cluster.get("status") in WARN_STATUSES:
+        return degraded_warning(cluster)
     return None
 
 
@@ -691,6 +700,9 @@ class GkeCluster:
         result.update(extra)
         if self.diff is not None:
             result["diff"] = self.diff
+        warning = status_warning(cluster)
+        if warning and warning not in self.warnings:
+            self.warnings.append(warning)
         if self.warnings:
             result["warnings"] = self.warnings
         self.module.exit_json(**result)
@@ -718,7 +730,9 @@ class GkeCluster:
         return True
 
     def start(self, method: str, path: str, body=None) -> dict:
-        operation = self.client.request(method, path, json=body)
+        operation = self.waiter.send(
+            method, path, body, project=self.project, location=self.location, wait=self.wait
+        )
         self.changed = True
         self.started = operation
         self.waiter.last = operation
@@ -734,7 +748,7 @@ class GkeCluster:
             )
             return None
         for cluster in answer.get("clusters") or []:
-            location = cluster.get("location") or cluster.get("zone")
+            location = cluster.get("location") or _location_of_link(cluster.get("selfLink"))
             if cluster.get("name") == self.name and location != self.location:
                 return location
         return None

@@ -32,7 +32,11 @@ from ansible_collections.llmd.gke.plugins.module_utils.gcp_auth import (
     GcpAuthError,
     load_credentials,
 )
-from ansible_collections.llmd.gke.plugins.module_utils.gke_ops import GKE_COMMON_ARG_SPEC
+from ansible_collections.llmd.gke.plugins.module_utils.gke_ops import (
+    GKE_COMMON_ARG_SPEC,
+    conditions_text,
+    degraded_warning,
+)
 
 try:
     import yaml
@@ -504,7 +508,7 @@ def endpoint_of(cluster: dict, name: str, private: bool = False) -> tuple[str, s
     """(server URL, CA data) of a cluster resource; KubeconfigError when it has none yet."""
     status = cluster.get("status") or "STATUS_UNSPECIFIED"
     if status not in USABLE_STATUSES:
-        message = cluster.get("statusMessage")
+        message = conditions_text(cluster)
         raise KubeconfigError(
             f"Cluster {name} is {status}"
             + (f" ({message})" if message else "")
@@ -517,10 +521,14 @@ def endpoint_of(cluster: dict, name: str, private: bool = False) -> tuple[str, s
             cluster_status=status,
         )
     if private:
-        endpoint = (cluster.get("privateClusterConfig") or {}).get("privateEndpoint")
+        # PrivateClusterConfig.privateEndpoint is deprecated in GKE's API for this field.
+        endpoint = (
+            (cluster.get("controlPlaneEndpointsConfig") or {}).get("ipEndpointsConfig") or {}
+        ).get("privateEndpoint")
         if not endpoint:
             raise KubeconfigError(
-                f"Cluster {name} has no private endpoint (privateClusterConfig.privateEndpoint). "
+                f"Cluster {name} has no private endpoint "
+                "(controlPlaneEndpointsConfig.ipEndpointsConfig.privateEndpoint). "
                 "Set private_endpoint=false to use its public endpoint.",
                 cluster_status=status,
             )
@@ -619,11 +627,7 @@ class KubeconfigRunner:
         status = cluster.get("status")
         server, ca_data = endpoint_of(cluster, cluster_name, bool(params.get("private_endpoint")))
         if status == "DEGRADED":
-            self.warn(
-                f"Cluster {cluster_name} is DEGRADED"
-                + (f" ({cluster['statusMessage']})" if cluster.get("statusMessage") else "")
-                + "; the kubeconfig is written but the cluster may misbehave."
-            )
+            self.warn(degraded_warning(cluster, "the kubeconfig is written"))
 
         token = expiry = None
         if method == "token":

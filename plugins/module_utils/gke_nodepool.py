@@ -30,6 +30,7 @@ from ansible_collections.llmd.gke.plugins.module_utils.gke_ops import (
     OperationWaiter,
     Pending,
     PoolSizes,
+    conditions_text,
     diff_of,
     differences,
     operation_summary,
@@ -404,19 +405,39 @@ def create_view(request: PoolRequest) -> dict:
     return view
 
 
-def update_requests(keys: list[str], wanted: dict, path: str) -> list[tuple[str, str, str, dict]]:
-    """(field, method, path, body) of the calls that change the updatable keys, in order."""
+def update_requests(
+    keys: list[str], wanted: dict, path: str, pool: dict | None = None
+) -> list[tuple[str, str, str, dict]]:
+    """(field, method, path, body) of the calls that change the updatable keys, in order.
+
+    UpdateNodePoolRequest documents ``nodeVersion`` and ``imageType`` as required: each PUT
+    carries the pool's current ``version`` and ``config.imageType`` (never ``-``, which
+    upgrades the nodes to the control plane's version)."""
+    current = {}
+    if pool is not None:
+        current = {
+            "nodeVersion": pool.get("version"),
+            "imageType": (pool.get("config") or {}).get("imageType"),
+        }
+        missing = [k for k, v in current.items() if not v]
+        if missing:
+            raise NodePoolError(
+                f"Node pool {pool.get('name')} has no {' or '.join(missing)} in GKE's answer, "
+                "and an update must repeat them (UpdateNodePoolRequest). Run again; if it "
+                "persists, update the pool with gcloud.",
+                node_pool=pool,
+            )
     calls = []
     for key in UPDATE_ORDER:
         if key not in keys:
             continue
         value = wanted[key]
         if key == "labels":
-            calls.append((key, "PUT", path, {"labels": {"labels": value}}))
+            calls.append((key, "PUT", path, {**current, "labels": {"labels": value}}))
         elif key == "taints":
-            calls.append((key, "PUT", path, {"taints": {"taints": api_taints(value)}}))
+            calls.append((key, "PUT", path, {**current, "taints": {"taints": api_taints(value)}}))
         elif key == "node_locations":
-            calls.append((key, "PUT", path, {"locations": list(value)}))
+            calls.append((key, "PUT", path, {**current, "locations": list(value)}))
         elif key == "autoscaling":
             calls.append(
                 (key, "POST", f"{path}:setAutoscaling", {"autoscaling": api_autoscaling(value)})
@@ -431,7 +452,7 @@ def status_failure(pool: dict, location: str | None = None) -> NodePoolError | N
     status = pool.get("status")
     if status not in FAILED_STATUSES:
         return None
-    message = pool.get("statusMessage") or "GKE gave no status message"
+    message = conditions_text(pool) or "GKE gave no condition"
     hint = hint_for(None, None, message, location=location)
     if not hint:
         hint = (
@@ -569,7 +590,9 @@ class NodePoolRunner:
         return answer
 
     def start(self, method: str, path: str, body: dict | None = None) -> dict:
-        operation = self.client.request(method, path, json=body)
+        operation = self.waiter.send(
+            method, path, body, project=self.project, location=self.location, wait=self.wait
+        )
         self.mutated = True
         self.started = operation
         self.waiter.last = operation
@@ -669,7 +692,7 @@ class NodePoolRunner:
             raise failure
         if immutable:
             return self.recreate()
-        for _key, method, path, body in update_requests(keys, wanted, self.path):
+        for _key, method, path, body in update_requests(keys, wanted, self.path, pool):
             if not self.wait and self.mutated:
                 self.settle()  # GKE runs one Operation at a time on a cluster
             operation = self.start(method, path, body)

@@ -29,8 +29,11 @@ from ansible.module_utils.basic import env_fallback
 from ansible_collections.llmd.gke.plugins.module_utils.gcp import (
     ENDPOINT_ENV,
     SERVICES,
+    STOCKOUT_RE,
     GcpApiError,
     GcpTimeout,
+    busy_operation,
+    stockout_error,
 )
 
 GKE_COMMON_ARG_SPEC = dict(
@@ -45,11 +48,16 @@ OPERATION_FIELDS = (
     "name",
     "operationType",
     "status",
-    "statusMessage",
+    "detail",
     "targetLink",
     "startTime",
     "endTime",
     "error",
+)
+# A resource path in a link: GKE writes the project NUMBER and, for zonal resources,
+# zones/<zone> (locations/<region> for regional ones) whatever the request said.
+RESOURCE_PATH_RE = re.compile(
+    r"projects/(?P<project>[^/]+)/(?:locations|zones)/(?P<location>[^/]+)/(?P<rest>[^?#]+)$"
 )
 
 
@@ -70,10 +78,67 @@ def operation_summary(operation: dict | None) -> dict | None:
 
 
 def target_path(operation: dict) -> str:
-    """projects/p/locations/l/clusters/c[/nodePools/np] from an Operation's targetLink."""
+    """projects/p/(locations|zones)/l/clusters/c[/nodePools/np] from an Operation's targetLink
+    (as GKE wrote it: p may be the project number)."""
     link = operation.get("targetLink") or ""
     index = link.find("projects/")
     return link[index:] if index >= 0 else link
+
+
+def split_path(path: str) -> tuple[str, str, str] | None:
+    """(project, location, rest) of a resource path or link; rest = clusters/c[/nodePools/np]."""
+    match = RESOURCE_PATH_RE.search(path or "")
+    if not match:
+        return None
+    return match.group("project"), match.group("location"), match.group("rest").rstrip("/")
+
+
+def targets(operation: dict, project: str, path: str) -> bool:
+    """Whether the Operation's target is ``path`` (projects/<id>/locations/<l>/clusters/...) or
+    below it. The link's project segment may be the project id or its number (GKE writes the
+    number; the Operations were listed in this project, so any number is this project's), and
+    its location segment ``zones/`` or ``locations/``."""
+    target, wanted = split_path(target_path(operation)), split_path(path)
+    if target is None or wanted is None:
+        return False
+    t_project, t_location, t_rest = target
+    _w_project, w_location, w_rest = wanted
+    if t_project != project and not t_project.isdigit():
+        return False
+    return t_location == w_location and (t_rest == w_rest or t_rest.startswith(w_rest + "/"))
+
+
+def conditions_text(resource: dict | None) -> str:
+    """The messages of a cluster's or node pool's ``conditions`` (what GKE says about its state;
+    ``statusMessage`` is deprecated in favour of them)."""
+    return "; ".join(
+        str(c.get("message") or c.get("canonicalCode"))
+        for c in (resource or {}).get("conditions") or []
+        if c.get("message") or c.get("canonicalCode")
+    )
+
+
+def degraded_warning(cluster: dict, what: str = "it serves") -> str:
+    """The warning for a DEGRADED cluster (usable: gke_cluster and gke_kubeconfig go on),
+    naming GKE's conditions."""
+    return (
+        f"Cluster {cluster.get('name')} is DEGRADED: {what}, but GKE reports "
+        f"{(conditions_text(cluster) or 'no condition').rstrip('.')}. Check the cluster in the "
+        "Google Cloud console."
+    )
+
+
+def stockout_in(operation: dict, pool: dict | None = None) -> str | None:
+    """The stock-out a running Operation (its ``detail``) or its node pool (``conditions``,
+    canonicalCode RESOURCE_EXHAUSTED) reports, or None."""
+    detail = operation.get("detail") or ""
+    if STOCKOUT_RE.search(detail):
+        return detail
+    for condition in (pool or {}).get("conditions") or []:
+        message = condition.get("message") or ""
+        if condition.get("canonicalCode") == "RESOURCE_EXHAUSTED" and STOCKOUT_RE.search(message):
+            return message
+    return None
 
 
 class OperationWaiter:
@@ -94,16 +159,58 @@ class OperationWaiter:
         return time.monotonic() - self.start
 
     def running_on(self, project: str, location: str, path: str) -> list[dict]:
-        """Operations not DONE whose target is ``path`` or below it (a cluster's node pools)."""
+        """Operations not DONE whose target is ``path`` or below it (a cluster's node pools),
+        matched whatever project segment (id or number) and zones/locations form GKE wrote."""
         answer = self.client.get(f"projects/{project}/locations/{location}/operations")
-        found = []
-        for operation in answer.get("operations") or []:
-            if operation.get("status") == "DONE":
-                continue
-            target = target_path(operation)
-            if target == path or target.startswith(path + "/"):
-                found.append(operation)
-        return found
+        return [
+            operation
+            for operation in answer.get("operations") or []
+            if operation.get("status") != "DONE" and targets(operation, project, path)
+        ]
+
+    def send(
+        self, method: str, path: str, body=None, *, project: str, location: str, wait=True
+    ) -> dict:
+        """Send a mutation; when GKE answers that another Operation holds the cluster (either
+        wording), wait for that Operation within the budget and send it again. Without
+        ``wait`` the client's own bounded retries apply."""
+        while True:
+            try:
+                return self.client.request(method, path, json=body, retry_busy=not wait)
+            except GcpApiError as exc:
+                name = busy_operation(exc) if wait else None
+                if name is None or time.monotonic() >= self.deadline:
+                    raise
+                self.wait_for_blocker(name, project, location, path)
+
+    def wait_for_blocker(self, name: str, project: str, location: str, path: str) -> None:
+        """Wait for the Operation named in a busy answer (or, when it names none, for those
+        running on the cluster; failing both, one poll interval)."""
+        operations = []
+        if name:
+            try:
+                operations = [
+                    self.client.get(f"projects/{project}/locations/{location}/operations/{name}")
+                ]
+            except GcpApiError as lookup:
+                if lookup.status != 404:
+                    raise
+        if not operations:
+            parts = split_path(path)
+            cluster = "/".join(parts[2].split("/")[:2]) if parts else ""
+            operations = self.running_on(
+                project, location, f"projects/{project}/locations/{location}/{cluster}"
+            )
+        if not operations:
+            time.sleep(min(self.poll_interval, max(self.deadline - time.monotonic(), 0)))
+            return
+        for operation in operations:
+            try:
+                self.wait(operation)
+            except GcpApiError as failed:
+                if (failed.operation or {}).get("status") != "DONE":
+                    raise  # a stock-out seen while it runs, or an API error
+                # The other Operation failed: that is its owner's business; ours goes on.
 
     def wait(self, operation: dict) -> dict:
         """The Operation once DONE; GcpApiError for its error, GcpTimeout, or Pending."""
@@ -137,7 +244,27 @@ class OperationWaiter:
             self.wait(operation)
 
     def _seen(self, operation: dict, _elapsed: float) -> None:
+        """After each poll: remember the Operation; fail fast on a node pool create that meets
+        a stock-out (GKE would retry it for tens of minutes)."""
         self.last = operation
+        if operation.get("status") == "DONE" or operation.get("operationType") not in (
+            "CREATE_NODE_POOL",
+            "CREATE_CLUSTER",
+        ):
+            return
+        pool = None
+        target = target_path(operation)
+        if "/nodePools/" in target and not STOCKOUT_RE.search(operation.get("detail") or ""):
+            try:
+                pool = self.client.get(target)
+            except GcpApiError:
+                pool = None
+        message = stockout_in(operation, pool)
+        if message:
+            zone = re.search(r"zones/([a-z0-9-]+)", message)
+            parts = split_path(target)
+            location = zone.group(1) if zone else (parts[1] if parts else None)
+            raise stockout_error(operation, message, location)
 
 
 def _normal(value):

@@ -23,7 +23,8 @@ description:
     O(state=absent) and create it again if you mean it.
   - First waits for Operations already running on the cluster or its node pools (for example
     the create started by an interrupted run), so a new run never starts a second change.
-  - A cluster in C(ERROR) or C(DEGRADED) is a failure that shows GKE's status message.
+  - A cluster in C(ERROR) is a failure that shows GKE's conditions (what it says about the
+    state). A C(DEGRADED) cluster serves, so the module goes on with a warning naming them.
 author:
   - llmd.gke maintainers (@llmd)
 options:

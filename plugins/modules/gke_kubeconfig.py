@@ -113,8 +113,9 @@ options:
     choices: [auto, application, gcloud]
   private_endpoint:
     description:
-      - Use the cluster's private endpoint (C(privateClusterConfig.privateEndpoint)) instead of
-        its public one. The module fails when the cluster has none.
+      - Use the cluster's private endpoint
+        (C(controlPlaneEndpointsConfig.ipEndpointsConfig.privateEndpoint)) instead of its public
+        one. The module fails when the cluster has none.
     type: bool
     default: false
   set_current_context:

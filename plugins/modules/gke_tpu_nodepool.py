@@ -23,8 +23,13 @@ description:
     change per API call, each waited for before the next.
   - Refuses a change of O(machine_type), O(topology), O(spot), O(disk_size_gb), O(disk_type) or
     O(service_account) and names the fields, changing nothing, unless O(allow_recreate=true).
-  - A pool in C(ERROR) or C(RUNNING_WITH_ERROR) fails the module with GKE's status message and
-    what to do.
+  - A pool in C(ERROR) or C(RUNNING_WITH_ERROR) fails the module with GKE's conditions (what it
+    says about the pool's state) and what to do.
+  - When GKE answers that another Operation holds the cluster (either of its wordings), the
+    module waits for that Operation within O(wait_timeout), then sends its change.
+  - A create that meets a TPU stock-out (C(GCE_STOCKOUT)) fails within a poll or two with the
+    zones reported with TPU v6e and the ways out. GKE itself keeps retrying that create for tens
+    of minutes, cannot cancel it, and keeps the cluster locked until its retries end.
   - The collection's action plugin for this module prints the Operation's status and the elapsed
     time every 25 seconds while it waits (TPU pool creation takes minutes).
 author:

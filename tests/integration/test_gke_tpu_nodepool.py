@@ -532,3 +532,37 @@ def test_progress_lines_during_a_long_create_and_diff_output(tasks, gke):
     assert "RUNNING" in progress[0] and "s elapsed (timeout 120 s)" in progress[0]
     assert "- max_nodes: 3" in run and "+ max_nodes: 5" in run
     assert "localhost : ok=2 changed=2" in " ".join(run.output.split())
+
+
+def test_a_stockout_fails_fast_and_says_the_cluster_stays_locked(tasks, gke):
+    # GKE meets GCE_STOCKOUT 30 emulated s (0.15 s) into the create and retries until it gives
+    # up (1200 emulated s = 6 s here, tens of minutes on GKE); the module must not wait for that.
+    gke.durations(STOCKOUT_GIVE_UP=1200)
+    response = requests.post(
+        f"{gke.admin}/scenario", json={"add": ["gke-tpu-stockout"]}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    try:
+        started = time.monotonic()
+        run, res = tasks([pool_task("stock", "create in a stock-out", **SINGLE_HOST)])
+        took = time.monotonic() - started
+    finally:
+        requests.post(f"{gke.admin}/scenario", json={"remove": ["gke-tpu-stockout"]}, timeout=10)
+    assert run.rc == 0, run.output
+    message = failed(res["create in a stock-out"])
+    assert took < 6, took  # one playbook (about 4 s of Ansible here) and a poll or two
+    assert "[GCE_STOCKOUT]" in message and "europe-west4-a" in message
+    assert "Try another zone" in message and "us-east5-a" in message
+    assert "reservation" in message and "spot VMs" in message and "smaller slice" in message
+    assert "keeps the cluster locked until its own retries end" in message
+    assert res["create in a stock-out"]["operation"]["status"] == "RUNNING"
+    (create,) = gke.operations_on("stock")
+    assert create["status"] == "RUNNING"  # GKE still retries: nothing could cancel it
+    # Once GKE gives up the pool is in ERROR; deleting it frees the name.
+    deadline = time.monotonic() + 20
+    while gke.pool("stock")["status"] != "ERROR":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    run, res = tasks([pool_task("stock", "delete the failed pool", state="absent")])
+    assert ok(res["delete the failed pool"])["changed"] is True
+    assert gke.pool("stock") is None

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from . import discovery
+
 if TYPE_CHECKING:
     from .core import Emulator
 
@@ -151,6 +153,33 @@ def machine_family(name: str) -> str:
     return name.split("-", 1)[0]
 
 
+def unknown_query_parameter(resource: str, method: str, query: Any) -> str | None:
+    """The first query parameter that compute.v1.json does not list for the method (the
+    standard parameters of every Google API excepted); None without the discovery document."""
+    doc = discovery.document("compute")
+    if doc is None:
+        return None
+    known = set(doc["resources"][resource]["methods"][method].get("parameters") or {})
+    known |= set(doc.get("parameters") or {})
+    return next((name for name in query if name not in known), None)
+
+
+def _bad_query(name: str) -> web.Response:
+    message = (
+        f'Invalid JSON payload received. Unknown name "{name}": Cannot bind query parameter. '
+        f"Field '{name}' could not be found in request message."
+    )
+    body = {
+        "error": {
+            "code": 400,
+            "message": message,
+            "errors": [{"message": message, "domain": "global", "reason": "invalid"}],
+            "status": "INVALID_ARGUMENT",
+        }
+    }
+    return web.json_response(body, status=400)
+
+
 def _not_found(what: str) -> web.Response:
     message = f"The resource '{what}' was not found"
     body = {
@@ -228,6 +257,9 @@ def add_routes(routes: web.RouteTableDef, emu: Emulator) -> None:
     async def aggregated_machine_types(request: web.Request) -> web.Response:
         # Only the filter forms the collection sends: name = NAME, name eq NAME (quotes optional).
         project = request.match_info["project"]
+        unknown = unknown_query_parameter("machineTypes", "aggregatedList", request.query)
+        if unknown:
+            return _bad_query(unknown)
         match = NAME_FILTER_RE.match(request.query.get("filter", ""))
         wanted = match.group(1) if match else None
         items: dict[str, Any] = {}

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from . import compute, quotas
+from . import compute, discovery, quotas
 from .faults import (
     GRPC_CODES,
     GRPC_NAMES,
@@ -59,7 +59,12 @@ DURATIONS = {  # emulated seconds
     "SET_NODE_POOL_MANAGEMENT": 5,
     "AUTOSCALE_UP": 60,  # cluster-autoscaler: pending pod -> new Node
     "AUTOSCALE_DOWN": 600,  # an empty Node is removed after this long
+    # Scenario gke-tpu-stockout: the TPU pool create meets GCE_STOCKOUT after STOCKOUT_ONSET and
+    # GKE keeps retrying (RUNNING, cluster locked) until STOCKOUT_GIVE_UP, then fails it.
+    "STOCKOUT_ONSET": 30,
+    "STOCKOUT_GIVE_UP": 2700,
 }
+STOCKOUT_SCENARIO = "gke-tpu-stockout"
 VERSIONS = {
     "1.32": "1.32.9-gke.1108000",
     "1.33": "1.33.5-gke.1201000",
@@ -83,16 +88,23 @@ STOCKOUT = (
     'The zone "projects/{project}/zones/{zone}" does not have enough resources available to '
     "fulfill the request. Try a different zone, or try again later."
 )
+# What a node pool create that meets a stock-out says while GKE retries, and in the end
+# (the wording of real GKE answers, e.g. GoogleCloudPlatform/cluster-toolkit PR 6278).
+IGM_STOCKOUT = (
+    "Google Compute Engine: Not all instances running in IGM after {elapsed}. Expected {size}, "
+    "running 0, transitioning {size}. Current errors: [GCE_STOCKOUT]: Instance '{instance}' "
+    "creation failed: The zone 'projects/{project}/zones/{zone}' does not have enough resources "
+    "available to fulfill the request.  '(resource type:compute)'."
+)
+# "Operation X is currently <verb> cluster C. ..." (the wordings seen in answers quoted in
+# hashicorp/terraform-provider-google issues 3650 and 10366, prometheus/test-infra PR 84).
 _VERBS = {
-    "CREATE_CLUSTER": "creating cluster",
-    "DELETE_CLUSTER": "deleting cluster",
-    "UPDATE_CLUSTER": "updating cluster",
-    "UPGRADE_MASTER": "upgrading cluster",
-    "CREATE_NODE_POOL": "creating node pool",
-    "DELETE_NODE_POOL": "deleting node pool",
-    "SET_NODE_POOL_SIZE": "resizing node pool",
-    "UPGRADE_NODES": "upgrading node pool",
-    "SET_NODE_POOL_MANAGEMENT": "updating node pool",
+    "CREATE_CLUSTER": "creating",
+    "DELETE_CLUSTER": "deleting",
+    "UPDATE_CLUSTER": "updating",
+    "UPGRADE_MASTER": "upgrading",
+    "CREATE_NODE_POOL": "creating a node pool for",
+    "DELETE_NODE_POOL": "deleting a node pool for",
 }
 _UPDATE_NODE_POOL_FIELDS = {
     "projectId", "zone", "clusterId", "nodePoolId", "name", "nodeVersion", "imageType",
@@ -121,13 +133,53 @@ def _invalid(message: str) -> ApiError:
     return ApiError(400, message, "INVALID_ARGUMENT")
 
 
-def _check_fields(body: Obj, allowed: set[str]) -> None:
-    """Google's JSON parser rejects unknown request fields."""
+def _check_fields(body: Obj, allowed: set[str], schema: str | None = None) -> None:
+    """Google's JSON parser rejects unknown request fields: the whole body is checked against
+    the request schema of Google's discovery document when the package that ships it is
+    installed (see discovery.py), else only the top-level names against ``allowed``."""
+    if schema and discovery.available():
+        try:
+            discovery.check_request("container", schema, body)
+        except discovery.SchemaError as exc:
+            raise _invalid(str(exc)) from None
+        return
     for name in body:
         if name not in allowed:
             raise _invalid(
                 f'Invalid JSON payload received. Unknown name "{name}": Cannot find field.'
             )
+
+
+def project_number(project: str, numbers: dict | None = None) -> str:
+    """The project NUMBER GKE writes into Operation links: ``numbers`` (config
+    ``gke.project_numbers``, {project id: number}), else a stable 12-digit number derived from
+    the id."""
+    if numbers and numbers.get(project):
+        return str(numbers[project])
+    digest = int(hashlib.sha256(project.encode()).hexdigest(), 16)
+    return str(100_000_000_000 + digest % 899_999_999_999)
+
+
+def location_segment(location: str) -> str:
+    """``zones/<zone>`` for a zonal resource, ``locations/<region>`` for a regional one: the
+    form of GKE's Operation selfLink/targetLink."""
+    kind = "zones" if compute.ZONE_RE.match(location) else "locations"
+    return f"{kind}/{location}"
+
+
+def status_conditions(message: str | None) -> list[Obj]:
+    """StatusConditions (``conditions`` of a Cluster or NodePool) for a status message: GKE
+    explains a state there; ``statusMessage`` is deprecated in favour of them."""
+    if not message:
+        return []
+    stockout = "does not have enough resources" in message or "GCE_STOCKOUT" in message
+    condition = {
+        "message": message,
+        "canonicalCode": "RESOURCE_EXHAUSTED" if stockout else "UNKNOWN",
+    }
+    if stockout:
+        condition["code"] = "GCE_STOCKOUT"
+    return [condition]
 
 
 def resolve_version(wanted: str | None) -> str:
@@ -162,6 +214,7 @@ class NodePool:
     generation: int = 0  # bumped when Nodes are recreated (machine type change)
     scaling: bool = False  # a cluster-autoscaler scale-up is under way
     idle_since: dict[str, float] = field(default_factory=dict)  # node -> emulated time
+    conditions: list[Obj] = field(default_factory=list)  # NodePool.conditions (StatusCondition)
 
     @property
     def name(self) -> str:
@@ -195,22 +248,48 @@ class Operation:
     base: str
     target: str  # resource path, e.g. projects/p/locations/l/clusters/c/nodePools/np
     fault: Fault | None
+    number: str = ""  # the project number of the links ("" = the project id)
     status: str = "PENDING"
     start_time: str = field(default_factory=_now)
     end_time: str | None = None
     error: Obj | None = None
+    detail: str | None = None  # what GKE is doing or meeting (a stock-out) while it runs
+    conditions: list[Obj] = field(default_factory=list)  # StatusConditions while it runs
+    started: float = 0.0  # emulated time of the start
+    stockout: Any = None  # the NodePool whose create meets GCE_STOCKOUT (scenario)
+    seconds: float = 0.0  # emulated duration, for progress
 
-    def to_json(self) -> Obj:
+    def link(self, path: str) -> str:
+        """A link as GKE writes it: project number, zones/<zone> or locations/<region>."""
+        rest = path.split("/", 4)[4] if path.startswith("projects/") else path
+        where = location_segment(self.location)
+        return f"{self.base}/v1/projects/{self.number or self.project}/{where}/{rest}"
+
+    def to_json(self, now: float | None = None) -> Obj:
+        """The Operation as GKE answers it; ``now`` (emulated s) adds ``progress``."""
         data: Obj = {
             "name": self.name,
             "zone": self.location,
+            "location": self.location,
             "operationType": self.op_type,
             "status": self.status,
-            "selfLink": f"{self.base}/v1/projects/{self.project}/locations/{self.location}"
-            f"/operations/{self.name}",
-            "targetLink": f"{self.base}/v1/{self.target}",
+            "selfLink": self.link(f"operations/{self.name}"),
+            "targetLink": self.link(self.target),
             "startTime": self.start_time,
         }
+        if self.status == "RUNNING" and self.seconds > 0 and now is not None:
+            emulated = now - self.started
+            data["progress"] = {
+                "metrics": [
+                    {"name": "progress", "doubleValue": round(min(emulated / self.seconds, 1), 3)},
+                    {"name": "progress scale", "doubleValue": 1.0},
+                ]
+            }
+        if self.detail:
+            data["detail"] = data["statusMessage"] = self.detail
+        key = "nodepoolConditions" if "/nodePools/" in self.target else "clusterConditions"
+        if self.conditions:
+            data[key] = copy.deepcopy(self.conditions)
         if self.end_time:
             data["endTime"] = self.end_time
         if self.error:
@@ -219,9 +298,18 @@ class Operation:
         return data
 
     def busy_message(self) -> str:
-        what = f"{_VERBS.get(self.op_type, 'updating')} {self.target.rsplit('/', 1)[-1]}"
+        """GKE's two wordings of "another Operation holds the cluster" (400
+        FAILED_PRECONDITION): cluster Operations and node pool creates/deletes name their verb
+        and the cluster; other node pool Operations, and a create that GKE keeps retrying
+        through a stock-out, are an "incompatible operation" (rancher/gke-operator PR 509
+        quotes one during a node pool update)."""
+        verb = _VERBS.get(self.op_type)
+        if verb is None or self.stockout is not None:
+            return f"Cluster is running incompatible operation {self.name}."
+        cluster = self.target.split("/")[5]
         return (
-            f"Operation {self.name} is currently {what}. Please wait and try again once it is done."
+            f"Operation {self.name} is currently {verb} cluster {cluster}. Please wait and try "
+            "again once it is done."
         )
 
 
@@ -409,6 +497,22 @@ class Gke:
         self.operations: dict[str, Operation] = {}
 
     # ----------------------------------------------------------------- helpers
+    def project_id(self, segment: str) -> str:
+        """The project id for a path segment that is the id or the project number."""
+        if not segment.isdigit():
+            return segment
+        known = {c.project for c in self.clusters.values()} | {
+            op.project for op in self.operations.values()
+        }
+        known |= set(compute.gke_settings(self.emu).get("project_numbers") or {})
+        for project in known:
+            if self.number_of(project) == segment:
+                return project
+        return segment
+
+    def number_of(self, project: str) -> str:
+        return project_number(project, compute.gke_settings(self.emu).get("project_numbers"))
+
     def duration(self, key: str) -> float:
         configured = compute.gke_settings(self.emu).get("durations") or {}
         return float(configured.get(key, DURATIONS[key]))
@@ -437,6 +541,9 @@ class Gke:
         data = copy.deepcopy(cluster.resource)
         data["selfLink"] = f"{cluster.base}/v1/{cluster.path}"
         data["nodePools"] = [self.pool_json(cluster, p) for p in cluster.pools.values()]
+        conditions = status_conditions(data.get("statusMessage"))
+        if conditions:
+            data["conditions"] = conditions
         data["currentNodeCount"] = sum(
             len(names) for p in cluster.pools.values() for names in p.nodes.values()
         )
@@ -449,7 +556,10 @@ class Gke:
         data["selfLink"] = f"{cluster.base}/v1/{cluster.path}/nodePools/{pool.name}"
         data["status"] = pool.status
         if pool.status_message:
-            data["statusMessage"] = pool.status_message
+            data["statusMessage"] = pool.status_message  # deprecated, still answered
+        conditions = pool.conditions or status_conditions(pool.status_message)
+        if conditions:
+            data["conditions"] = copy.deepcopy(conditions)
         group = f"{cluster.base}/compute/v1/projects/{cluster.project}/zones"
         data["instanceGroupUrls"] = [
             f"{group}/{zone}/instanceGroupManagers/{_group_name(cluster, pool, zone)}"
@@ -665,11 +775,14 @@ class Gke:
             base=cluster.base,
             target=target,
             fault=fault,
+            number=self.number_of(cluster.project),
+            started=self.emu.clock.now(),
+            seconds=seconds,
         )
         self.operations[op.name] = op
         cluster.busy = op
         self.emu.spawn(self.run(op, cluster, seconds, finish))
-        return web.json_response(op.to_json())
+        return web.json_response(op.to_json(self.emu.clock.now()))
 
     async def run(
         self,
@@ -681,6 +794,9 @@ class Gke:
         try:
             await asyncio.sleep(0)
             op.status = "RUNNING"
+            if op.stockout is not None:
+                await self.stockout_retries(op, cluster, op.stockout)
+                seconds = 0
             await self.emu.clock.sleep(seconds)
             if op.fault and op.fault.operation_error:
                 op.error = self.fault_status(op, op.fault.operation_error)
@@ -693,6 +809,37 @@ class Gke:
             op.end_time = _now()
             if cluster.busy is op:
                 cluster.busy = None
+
+    async def stockout_retries(self, op: Operation, cluster: Cluster, pool: NodePool) -> None:
+        """GCE_STOCKOUT on a node pool create: after the onset the Operation stays RUNNING with
+        the stock-out in its detail and conditions (the pool's too) while GKE retries and keeps
+        the cluster locked; after the give-up time it ends DONE with RESOURCE_EXHAUSTED."""
+        onset = self.duration("STOCKOUT_ONSET")
+        give_up = max(self.duration("STOCKOUT_GIVE_UP"), onset)
+        await self.emu.clock.sleep(onset)
+        zone = pool.resource["locations"][0]
+        instance = _node_name(cluster, pool, zone, 0)
+
+        def message(elapsed: float) -> str:
+            minutes, secs = divmod(int(elapsed), 60)
+            return IGM_STOCKOUT.format(
+                elapsed=f"{minutes}m{secs}s" if minutes else f"{secs}s",
+                size=max(pool.size, 1),
+                instance=instance,
+                project=cluster.project,
+                zone=zone,
+            )
+
+        condition = {
+            "code": "GCE_STOCKOUT",
+            "canonicalCode": "RESOURCE_EXHAUSTED",
+            "message": message(onset),
+        }
+        op.detail = condition["message"]
+        op.conditions = [condition]
+        pool.conditions = [dict(condition)]
+        await self.emu.clock.sleep(give_up - onset)
+        op.error = rpc_status(GRPC_CODES["RESOURCE_EXHAUSTED"], message(give_up))
 
     def fault_status(self, op: Operation, spec: Obj) -> Obj:
         code = spec["code"]
@@ -709,7 +856,7 @@ class Gke:
 
     # ----------------------------------------------------------------- clusters
     def create_cluster(self, request: web.Request, project: str, location: str, body: Obj):
-        _check_fields(body, {"cluster", "parent", "projectId", "zone"})
+        _check_fields(body, {"cluster", "parent", "projectId", "zone"}, "CreateClusterRequest")
         spec = body.get("cluster")
         if not isinstance(spec, dict):
             raise _invalid("Cluster is required.")
@@ -851,7 +998,9 @@ class Gke:
         )
 
     def update_cluster(self, request: web.Request, cluster: Cluster, body: Obj) -> web.Response:
-        _check_fields(body, {"update", "name", "projectId", "zone", "clusterId"})
+        _check_fields(
+            body, {"update", "name", "projectId", "zone", "clusterId"}, "UpdateClusterRequest"
+        )
         update = body.get("update")
         if not isinstance(update, dict) or not update:
             raise _invalid("Must specify a field to update.")
@@ -900,7 +1049,11 @@ class Gke:
 
     def set_network_policy(self, request: web.Request, cluster: Cluster, body: Obj):
         """clusters:setNetworkPolicy (ClusterUpdate has no network policy field)."""
-        _check_fields(body, {"networkPolicy", "name", "projectId", "zone", "clusterId"})
+        _check_fields(
+            body,
+            {"networkPolicy", "name", "projectId", "zone", "clusterId"},
+            "SetNetworkPolicyRequest",
+        )
         policy = body.get("networkPolicy")
         if not isinstance(policy, dict):
             raise _invalid("networkPolicy is required.")
@@ -909,7 +1062,9 @@ class Gke:
     def set_resource_labels(self, request: web.Request, cluster: Cluster, body: Obj):
         """clusters:setResourceLabels, guarded by the labelFingerprint as GKE does."""
         _check_fields(
-            body, {"resourceLabels", "labelFingerprint", "name", "projectId", "zone", "clusterId"}
+            body,
+            {"resourceLabels", "labelFingerprint", "name", "projectId", "zone", "clusterId"},
+            "SetLabelsRequest",
         )
         labels = body.get("resourceLabels")
         if not isinstance(labels, dict):
@@ -948,7 +1103,9 @@ class Gke:
 
     # ----------------------------------------------------------------- node pools
     def create_pool(self, request: web.Request, cluster: Cluster, body: Obj) -> web.Response:
-        _check_fields(body, {"nodePool", "parent", "projectId", "zone", "clusterId"})
+        _check_fields(
+            body, {"nodePool", "parent", "projectId", "zone", "clusterId"}, "CreateNodePoolRequest"
+        )
         spec = body.get("nodePool")
         if isinstance(spec, dict) and spec.get("name") in cluster.pools:
             raise ApiError(409, f"Already exists: {cluster.path}/nodePools/{spec['name']}.")
@@ -964,7 +1121,7 @@ class Gke:
         def finish(op: Operation) -> None:
             self.finish_pool(cluster, pool, op)
 
-        return self.start(
+        response = self.start(
             request,
             cluster,
             op_type="CREATE_NODE_POOL",
@@ -972,6 +1129,9 @@ class Gke:
             seconds=self.duration(key),
             finish=finish,
         )
+        if pool.tpu and STOCKOUT_SCENARIO in self.emu.scenario:
+            cluster.busy.stockout = pool
+        return response
 
     def pool_op(
         self,
@@ -1012,7 +1172,11 @@ class Gke:
         return self.pool_op(request, cluster, pool, "DELETE_NODE_POOL", apply)
 
     def set_size(self, request: web.Request, cluster: Cluster, pool: NodePool, body: Obj):
-        _check_fields(body, {"nodeCount", "projectId", "zone", "clusterId", "nodePoolId", "name"})
+        _check_fields(
+            body,
+            {"nodeCount", "projectId", "zone", "clusterId", "nodePoolId", "name"},
+            "SetNodePoolSizeRequest",
+        )
         count = body.get("nodeCount")
         if not isinstance(count, int) or count < 0:
             raise _invalid("nodeCount must be a non-negative integer.")
@@ -1031,6 +1195,7 @@ class Gke:
         _check_fields(
             body,
             {"autoscaling", "projectId", "zone", "clusterId", "nodePoolId", "name"},
+            "SetNodePoolAutoscalingRequest",
         )
         autoscaling = body.get("autoscaling")
         if not isinstance(autoscaling, dict):
@@ -1053,7 +1218,11 @@ class Gke:
             self.sync_nodes(cluster, pool)
 
     def set_management(self, request: web.Request, cluster: Cluster, pool: NodePool, body: Obj):
-        _check_fields(body, {"management", "projectId", "zone", "clusterId", "nodePoolId", "name"})
+        _check_fields(
+            body,
+            {"management", "projectId", "zone", "clusterId", "nodePoolId", "name"},
+            "SetNodePoolManagementRequest",
+        )
         management = body.get("management")
         if not isinstance(management, dict):
             raise _invalid("management is required.")
@@ -1066,7 +1235,7 @@ class Gke:
         )
 
     def update_pool(self, request: web.Request, cluster: Cluster, pool: NodePool, body: Obj):
-        _check_fields(body, _UPDATE_NODE_POOL_FIELDS)
+        _check_fields(body, _UPDATE_NODE_POOL_FIELDS, "UpdateNodePoolRequest")
         update = {k: v for k, v in body.items() if k not in _PATH_FIELDS}
         config = copy.deepcopy(pool.resource["config"])
         locations = update.get("locations", pool.resource["locations"])
@@ -1081,7 +1250,17 @@ class Gke:
             raise _invalid("The machine type of a TPU node pool cannot be changed; recreate it.")
         if "taints" in update:
             self.check_taints((update["taints"] or {}).get("taints") or [])
-        version = resolve_version(update["nodeVersion"]) if update.get("nodeVersion") else None
+        # UpdateNodePoolRequest documents nodeVersion and imageType as "Required"; "-" means
+        # the control plane's version (an upgrade when the nodes run an older one).
+        missing = [k for k in ("nodeVersion", "imageType") if not update.get(k)]
+        if missing:
+            raise _invalid(f"{' and '.join(missing)} must be specified (UpdateNodePoolRequest).")
+        wanted = update["nodeVersion"]
+        if wanted == "-":
+            wanted = cluster.resource["currentMasterVersion"]
+        version = resolve_version(wanted)
+        if version == pool.resource["version"]:
+            version = None
         for key, value in update.items():
             if key in ("taints", "labels"):
                 config[key] = (value or {}).get(key) or []
@@ -1288,7 +1467,9 @@ def add_routes(routes: web.RouteTableDef, gke: Gke) -> None:
     """The v1 clusters/nodePools/operations API, in the locations and the older zones form."""
 
     def names(request: web.Request) -> tuple[str, str]:
-        return request.match_info["project"], request.match_info["location"]
+        """(project id, location); GKE takes the project NUMBER in paths as well (the links of
+        its Operations carry it)."""
+        return gke.project_id(request.match_info["project"]), request.match_info["location"]
 
     def target(request: web.Request) -> Cluster:
         return gke.cluster(*names(request), request.match_info["cluster"])
@@ -1348,7 +1529,7 @@ def add_routes(routes: web.RouteTableDef, gke: Gke) -> None:
     async def list_operations(request: web.Request) -> web.Response:
         project, location = names(request)
         found = [
-            op.to_json()
+            op.to_json(gke.emu.clock.now())
             for op in gke.operations.values()
             if op.project == project and location in ("-", op.location)
         ]
@@ -1363,7 +1544,7 @@ def add_routes(routes: web.RouteTableDef, gke: Gke) -> None:
                 f"Not found: projects/{project}/locations/{location}/operations/"
                 f"{request.match_info['operation']}.",
             )
-        return web.json_response(op.to_json())
+        return web.json_response(op.to_json(gke.emu.clock.now()))
 
     for prefix, sep in (("locations", ":"), ("zones", "/")):
         base = f"/v1/projects/{{project}}/{prefix}/{{location}}"

@@ -10,6 +10,9 @@ Scenarios live in `emu.scenario` (a set of names, chosen with --scenario or the 
 - gateway-no-address: Gateways stay Programmed=False (AddressNotAssigned).
 - gateway-hostname: Gateways get a Hostname address (localhost) instead of 127.0.0.1.
 - operator-held:<name>: pods of Deployments whose name contains <name> never become Ready.
+- gke-tpu-stockout: a TPU node pool create meets GCE_STOCKOUT (gke.py: the Operation stays
+  RUNNING with the stock-out in its detail and conditions, the cluster stays locked, until GKE
+  gives up).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ SIMPLE = frozenset(
         "unschedulable-tpu",
         "gateway-no-address",
         "gateway-hostname",
+        "gke-tpu-stockout",
     }
 )
 HELD_PREFIX = "operator-held:"

@@ -9,6 +9,8 @@ import pytest
 from kubernetes import client as k8s
 from support import POOL_LABEL, cluster_body
 
+from llmd_emulator.gke import project_number
+
 TPU_POOL = {
     "name": "tpu-v6e-pool",
     "initialNodeCount": 1,
@@ -26,13 +28,22 @@ def test_cluster_create_gives_a_working_kubernetes_endpoint(gke, tmp_path):
     op = gke.post("/clusters", cluster_body("alpha"))
     assert op["operationType"] == "CREATE_CLUSTER"
     assert op["status"] in ("PENDING", "RUNNING")
-    assert op["targetLink"].endswith("/v1/projects/proj/locations/europe-west4-a/clusters/alpha")
+    # GKE's links: the project NUMBER and zones/<zone> for a zonal cluster (not what was asked).
+    number = project_number("proj")
+    assert op["targetLink"] == f"{gke.url}/v1/projects/{number}/zones/europe-west4-a/clusters/alpha"
+    assert op["selfLink"] == (
+        f"{gke.url}/v1/projects/{number}/zones/europe-west4-a/operations/{op['name']}"
+    )
+    assert op["location"] == op["zone"] == "europe-west4-a"
     provisioning = gke.get("/clusters/alpha")
     assert provisioning["status"] == "PROVISIONING"
     assert provisioning["nodePools"][0]["status"] == "PROVISIONING"
 
-    done = gke.wait(op)
+    running = gke.get(f"/operations/{op['name']}")
+    assert {m["name"] for m in running["progress"]["metrics"]} == {"progress", "progress scale"}
+    done = gke.wait(op)  # polls the selfLink: the project number is accepted in paths
     assert "error" not in done and done["endTime"] >= done["startTime"]
+    assert "progress" not in done
     cluster = gke.get("/clusters/alpha")
     assert cluster["status"] == "RUNNING"
     assert cluster["currentMasterVersion"].startswith("1.34.")
@@ -80,13 +91,13 @@ def test_tpu_pool_nodes_resize_update_and_delete(gke):
     op = gke.post("/clusters/beta/nodePools", {"nodePool": TPU_POOL})
     assert op["operationType"] == "CREATE_NODE_POOL"
 
-    # One mutation at a time per cluster, with GKE's retryable message.
+    # One mutation at a time per cluster, in GKE's words.
     busy = gke.call("POST", "/clusters/beta/nodePools/default-pool:setSize", {"nodeCount": 3})
     assert busy.status_code == 400
     error = busy.json()["error"]
     assert error["status"] == "FAILED_PRECONDITION"
     assert error["message"] == (
-        f"Operation {op['name']} is currently creating node pool tpu-v6e-pool. "
+        f"Operation {op['name']} is currently creating a node pool for cluster beta. "
         "Please wait and try again once it is done."
     )
 
@@ -108,6 +119,11 @@ def test_tpu_pool_nodes_resize_update_and_delete(gke):
 
     op = gke.post("/clusters/beta/nodePools/tpu-v6e-pool:setSize", {"nodeCount": 3})
     assert op["operationType"] == "SET_NODE_POOL_SIZE"
+    # Other node pool Operations: the second wording.
+    busy = gke.call("POST", "/clusters/beta/nodePools/default-pool:setSize", {"nodeCount": 3})
+    assert busy.json()["error"]["message"] == (
+        f"Cluster is running incompatible operation {op['name']}."
+    )
     assert gke.get("/clusters/beta/nodePools/tpu-v6e-pool")["status"] == "RECONCILING"
     gke.wait(op)
     assert len(gke.nodes(pool="tpu-v6e-pool", prefix="gke-beta-")) == 3
@@ -117,10 +133,17 @@ def test_tpu_pool_nodes_resize_update_and_delete(gke):
     ]
 
     update = {"labels": {"labels": {"tier": "gold"}}, "taints": {"taints": []}}
+    # UpdateNodePoolRequest requires nodeVersion and imageType.
+    refused = gke.call("PUT", "/clusters/beta/nodePools/tpu-v6e-pool", update)
+    assert refused.status_code == 400
+    assert "nodeVersion and imageType must be specified" in refused.json()["error"]["message"]
+    update.update(nodeVersion=pool["version"], imageType=pool["config"]["imageType"])
     op = gke.call("PUT", "/clusters/beta/nodePools/tpu-v6e-pool", update).json()
     assert op["operationType"] == "UPGRADE_NODES"
     gke.wait(op)
-    (node,) = gke.nodes(pool="tpu-v6e-pool", prefix="gke-beta-")
+    (relabelled,) = gke.nodes(pool="tpu-v6e-pool", prefix="gke-beta-")
+    assert relabelled["metadata"]["name"] == node["metadata"]["name"]  # same version: no rebuild
+    node = relabelled
     assert node["metadata"]["labels"]["tier"] == "gold"
     assert "team" not in node["metadata"]["labels"]
     assert node["spec"]["taints"] == [

@@ -322,7 +322,7 @@ def test_actual_state_maps_the_api_resource():
         network="projects/p/global/networks/default",
         resourceLabels={"team": "ml", "goog-k8s-cluster": "x"},
     )
-    actual = gc.actual_state(cluster, params(version="1.34.1"), PROJECT)
+    actual = gc.actual_state(cluster, params(version="1.34.1"), PROJECT, {"europe-west4-a": 2})
     assert actual["version"] == "1.34.1"
     assert actual["release_channel"] == "UNSPECIFIED"
     assert actual["network"] == "default"
@@ -381,9 +381,8 @@ def test_node_count_is_the_instance_groups_size():
     assert gc.node_count_of({}) is None
     assert changes(p, cluster, {"europe-west4-a": 3}) == []
     assert changes(p, cluster, {"europe-west4-a": 1}) == ["default_pool.node_count"]
-    # Without sizes: currentNodeCount while the pool is the only one, unknown otherwise.
-    assert changes(p, cluster) == ["default_pool.node_count"]
-    cluster["nodePools"].append({"name": "tpu", "locations": ["europe-west4-a"]})
+    # Without sizes the size is unknown (the cluster's currentNodeCount is deprecated: unread).
+    assert cluster["currentNodeCount"] == 2
     assert gc.actual_state(cluster, p, PROJECT)["default_pool.node_count"] is None
 
 
@@ -538,11 +537,18 @@ def test_results_keep_the_ca_and_drop_master_auth_secrets():
     assert gc.facts(None)["cluster"] is None
 
 
-def test_error_and_degraded_clusters_are_problems_with_the_status_message():
-    assert gc.status_problem(api_cluster()) is None
-    broken = api_cluster(status="ERROR", statusMessage="Quota exceeded.")
+def test_an_error_is_a_problem_and_degraded_a_warning_with_the_conditions():
+    assert gc.status_problem(api_cluster()) is None and gc.status_warning(api_cluster()) is None
+    conditions = [{"canonicalCode": "RESOURCE_EXHAUSTED", "message": "Quota exceeded."}]
+    broken = api_cluster(status="ERROR", statusMessage="deprecated text", conditions=conditions)
     assert gc.status_problem(broken) == "Cluster llmd-tpu is ERROR: Quota exceeded."
-    assert "DEGRADED" in gc.status_problem(api_cluster(status="DEGRADED"))
+    degraded = api_cluster(status="DEGRADED", conditions=conditions)
+    assert gc.status_problem(degraded) is None
+    assert gc.status_warning(degraded) == (
+        "Cluster llmd-tpu is DEGRADED: it serves, but GKE reports Quota exceeded. Check the "
+        "cluster in the Google Cloud console."
+    )
+    assert "GKE gave no condition" in gc.status_problem(api_cluster(status="ERROR"))
 
 
 def test_argument_spec_joins_auth_wait_and_cluster_options():

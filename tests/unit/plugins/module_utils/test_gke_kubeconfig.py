@@ -365,15 +365,20 @@ def cluster(**changes) -> dict:
 def test_endpoint_of_a_usable_cluster():
     assert endpoint_of(cluster(), "c") == ("https://34.90.1.2", CA)
     assert endpoint_of(cluster(status="RECONCILING"), "c")[0] == "https://34.90.1.2"
-    private = cluster(privateClusterConfig={"privateEndpoint": "10.1.0.2"})
+    private = cluster(
+        controlPlaneEndpointsConfig={"ipEndpointsConfig": {"privateEndpoint": "10.1.0.2"}}
+    )
     assert endpoint_of(private, "c", private=True)[0] == "https://10.1.0.2"
+    deprecated = cluster(privateClusterConfig={"privateEndpoint": "10.1.0.2"})
+    with pytest.raises(KubeconfigError, match="no private endpoint"):
+        endpoint_of(deprecated, "c", private=True)
 
 
 @pytest.mark.parametrize(
     ("resource", "private", "message"),
     [
         (cluster(status="PROVISIONING", endpoint=None), False, "is PROVISIONING.*Wait until"),
-        (cluster(status="ERROR", statusMessage="boom"), False, r"is ERROR \(boom\)"),
+        (cluster(status="ERROR", conditions=[{"message": "boom"}]), False, r"is ERROR \(boom\)"),
         (cluster(endpoint=""), False, "has no endpoint"),
         (cluster(masterAuth={}), False, "no CA certificate"),
         (cluster(masterAuth={"clusterCaCertificate": "bm9wZQ=="}), False, "no PEM"),

@@ -411,7 +411,10 @@ def test_failed_status_carries_the_message_and_a_hint():
         'The zone "projects/p/zones/europe-west4-a" does not have enough resources available '
         "to fulfill the request."
     )
-    error = status_failure(api_pool(status="ERROR", statusMessage=stockout), "europe-west4-a")
+    conditions = [
+        {"code": "GCE_STOCKOUT", "canonicalCode": "RESOURCE_EXHAUSTED", "message": stockout}
+    ]
+    error = status_failure(api_pool(status="ERROR", conditions=conditions), "europe-west4-a")
     assert "is ERROR" in str(error) and stockout in str(error)
     assert "stock-out" in str(error)
     assert error.details["status"] == "ERROR"
