@@ -9,9 +9,12 @@ settings, tensor parallel size consistent with the chips, the HF token only by r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import subprocess
+import tarfile
 from pathlib import Path
 
 import jsonschema
@@ -57,6 +60,12 @@ CASES = {
             ).read_text()
         ).items()
         if k.startswith(("model_", "llmd_model_"))
+    },
+    # the EPP at upstream's default verbosity: KServe's scheduler config left alone
+    "epp-upstream-verbosity": {"model_epp_verbosity": 2},
+    # a name too long for name + "-inference-pool": KServe's ChildName shortens it with a hash
+    "epp-long-name": {
+        "llmd_model_service_name": "a-service-name-long-enough-to-be-cut-" + "x" * 20
     },
     # Refused, with the reason:
     "multi-host": {"llmd_tpu_topology": "4x4", "llmd_tpu_node_count": 4},
@@ -255,3 +264,112 @@ def test_the_kind_scenario_renders_the_simulator_on_cpu(rendered):
 def test_bad_settings_are_refused_with_the_reason(rendered, case, reason):
     assert "error" in rendered[case], rendered[case]
     assert reason in " ".join(rendered[case]["error"].split())
+
+
+# --- the EPP's arguments after KServe merges the service over its scheduler config (issue 16) ---
+UPSTREAM = Path(os.environ.get("LLMD_UPSTREAM_DIR", "/work/shared/upstream"))
+KSERVE_CONFIG = UPSTREAM / "kserve-9682be26da593e5dd52555848cfc39a0b9fef9cd-config.tar.gz"
+
+
+def child_name(parent: str, suffix: str) -> str:
+    """knative.dev/pkg kmeta.ChildName, which KServe's config templates call."""
+    if len(parent) > 63 - len(suffix):
+        if len(suffix) > 63 - 32:
+            return hashlib.md5((parent + suffix).encode()).hexdigest()
+        parent = parent[: 63 - len(suffix) - 32] + hashlib.md5(parent.encode()).hexdigest()
+    return parent + suffix
+
+
+def render_config_value(value: str, name: str, namespace: str) -> str:
+    """The two template actions the scheduler config's args use, rendered for one service."""
+    value = re.sub(
+        r"\{\{\s*ChildName \.ObjectMeta\.Name `([^`]*)`\s*\}\}",
+        lambda m: child_name(name, m.group(1)),
+        value,
+    )
+    return re.sub(r"\{\{\s*\.ObjectMeta\.Namespace\s*\}\}", namespace, value)
+
+
+def epp_args(service: dict, config: dict) -> list[str]:
+    """The EPP container's args as KServe runs them: the service's router.scheduler.template
+    merged over the config's (containers by name, args replaced whole when the service sets them),
+    then --config-text appended when neither side sets a configuration (scheduler.go).
+    """
+    name, namespace = service["metadata"]["name"], service["metadata"]["namespace"]
+    (base,) = [
+        c
+        for c in config["spec"]["router"]["scheduler"]["template"]["containers"]
+        if c["name"] == "main"
+    ]
+    args = [render_config_value(str(a), name, namespace) for a in base["args"]]
+    template = ((service["spec"].get("router") or {}).get("scheduler") or {}).get("template") or {}
+    for container in template.get("containers") or ():
+        if container["name"] == "main" and "args" in container:
+            args = [str(a) for a in container["args"]]
+    if not {"--config-text", "-config-text", "--config-file", "-config-file"} & set(args):
+        args += ["--config-text", "<KServe's default EndpointPickerConfig>"]
+    return args
+
+
+def flag_values(args: list[str]) -> dict[str, str | None]:
+    """{flag: value} of Go-style args (a flag followed by a value, or alone for a bool)."""
+    found, index = {}, 0
+    while index < len(args):
+        flag = args[index]
+        assert flag.startswith("-"), f"{flag!r} is not a flag in {args}"
+        if "=" in flag:
+            key, value = flag.split("=", 1)
+            found[key.lstrip("-")] = value
+            index += 1
+        elif index + 1 < len(args) and not args[index + 1].startswith("-"):
+            found[flag.lstrip("-")] = args[index + 1]
+            index += 2
+        else:
+            found[flag.lstrip("-")] = None
+            index += 1
+    return found
+
+
+@pytest.fixture(scope="module")
+def scheduler_config():
+    if not KSERVE_CONFIG.is_file():
+        pytest.skip(f"the real KServe config tarball is not at {KSERVE_CONFIG} (LLMD_UPSTREAM_DIR)")
+    with tarfile.open(KSERVE_CONFIG) as tar:
+        member = tar.extractfile("kserve/config/llmisvc/config-llm-scheduler.yaml")
+        return yaml.safe_load(member.read())
+
+
+@pytest.mark.parametrize(
+    ("case", "verbosity"),
+    [("default", "3"), ("epp-upstream-verbosity", None), ("epp-long-name", "3")],
+)
+def test_the_epp_gets_every_upstream_argument(rendered, scheduler_config, case, verbosity):
+    service = obj(rendered, case)
+    upstream = flag_values(
+        [
+            render_config_value(str(a), service["metadata"]["name"], "llm-d-inference-scheduling")
+            for a in scheduler_config["spec"]["router"]["scheduler"]["template"]["containers"][0][
+                "args"
+            ]
+        ]
+    )
+    merged = flag_values(epp_args(service, scheduler_config))
+    assert {k: merged.get(k, "<missing>") for k in upstream} == upstream
+    assert merged.get("v") == verbosity  # None: no -v, the EPP's default (2)
+    assert set(merged) - set(upstream) == ({"v", "config-text"} if verbosity else {"config-text"})
+    scheduler = service["spec"]["router"]["scheduler"]
+    if verbosity is None:
+        assert scheduler == {}
+    else:  # only the args: image, ports, probes, volumes stay KServe's
+        containers = scheduler["template"]["containers"]
+        assert list(scheduler["template"]) == ["containers"]
+        assert [sorted(c) for c in containers] == [["args", "name"]]
+        assert containers[0]["name"] == "main"
+
+
+def test_a_long_service_name_gets_kserve_s_child_name(rendered, scheduler_config):
+    name = CASES["epp-long-name"]["llmd_model_service_name"]
+    args = flag_values(epp_args(obj(rendered, "epp-long-name"), scheduler_config))
+    assert len(args["pool-name"]) == 63 and args["pool-name"].endswith("-inference-pool")
+    assert args["pool-name"] == child_name(name, "-inference-pool")
+    assert args["pool-name"] != name + "-inference-pool"
