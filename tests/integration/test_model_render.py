@@ -273,10 +273,9 @@ KSERVE_CONFIG = UPSTREAM / "kserve-9682be26da593e5dd52555848cfc39a0b9fef9cd-conf
 
 def child_name(parent: str, suffix: str) -> str:
     """knative.dev/pkg kmeta.ChildName, which KServe's config templates call."""
+    assert len(suffix) < 63 - 32  # the branch for longer suffixes is not needed here
     if len(parent) > 63 - len(suffix):
-        if len(suffix) > 63 - 32:
-            return hashlib.md5((parent + suffix).encode()).hexdigest()
-        parent = parent[: 63 - len(suffix) - 32] + hashlib.md5(parent.encode()).hexdigest()
+        parent = parent[: 63 - 32 - len(suffix)] + hashlib.md5(parent.encode()).hexdigest()
     return parent + suffix
 
 
