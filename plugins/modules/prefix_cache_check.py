@@ -279,9 +279,8 @@ def epp_pods(client, namespace: str, deployment: str, container: str) -> tuple[l
     containers = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
         "containers"
     ) or []
-    for item in items:  # a running pod's args, else the Deployment's
-        containers = (item.get("spec") or {}).get("containers") or containers
-        break
+    if items:  # a pod's args (what it runs), else the Deployment's
+        containers = (items[0].get("spec") or {}).get("containers") or containers
     args = next((c.get("args") for c in containers if c.get("name") == container), None)
     return sorted(p["metadata"]["name"] for p in items), epp_verbosity(args)
 
@@ -291,6 +290,8 @@ def pod_ips(client, namespace: str) -> dict[str, str]:
     pods = client.list(Resource("v1", "pods", namespace))
     found = {}
     for pod in pods.get("items") or ():
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue  # its IP may already be another pod's
         for entry in (pod.get("status") or {}).get("podIPs") or [
             {"ip": (pod.get("status") or {}).get("podIP")}
         ]:
