@@ -26,7 +26,9 @@ How it loads the server:
   send, whichever comes first, then waits for the requests in flight; it stops early when, after
   ``error_stop_min_requests`` answers (warm-up included), the error rate passes
   ``max_error_rate``: no later level runs;
-- every request carries a unique ``x-request-id`` (``<run_id>-<level index>-<sequence>``).
+- every request carries a unique ``x-request-id`` (``<run_id>-<level index>-<sequence>``); the
+  answer's ``id`` is kept as ``response_id`` (vLLM answers ``cmpl-``/``chatcmpl-`` followed by the
+  ``x-request-id`` that reached it, which an edge gateway may have replaced).
 
 The hot path only stamps ``time.perf_counter()`` and appends: streams are read with
 ``iter_any()`` and split on newlines (bytes operations), ``json.loads`` runs on ``data:`` lines
@@ -101,6 +103,7 @@ RECORD_FIELDS = (
     "input_tokens",
     "output_tokens",
     "endpoint",
+    "response_id",
 )
 ENDPOINT_HEADER = "x-gateway-destination-endpoint"
 STAGGER_STEP_S = 0.001
@@ -452,7 +455,7 @@ def _sender(ctx: _Context, state: _Level):
         headers = dict(base_headers)
         headers["x-request-id"] = prefix + str(seq)
         body = bodies[seq % nbodies]
-        status = endpoint = detail = error = None
+        status = endpoint = detail = error = answer_id = None
         times = cums = usage = None
         t0 = perf()
         try:
@@ -483,6 +486,8 @@ def _sender(ctx: _Context, state: _Level):
                                 raise _Invalid(f"data line is not a JSON object: {payload[:80]!r}")
                             if b'"error"' in payload:
                                 _check_error_event(loads(payload))
+                            if answer_id is None and b'"id"' in payload:
+                                answer_id = loads(payload).get("id")
                             ct = None
                             if b'"completion_tokens"' in payload:
                                 match = usage_tokens(payload)
@@ -505,6 +510,7 @@ def _sender(ctx: _Context, state: _Level):
                     if not isinstance(obj, dict) or not isinstance(obj.get("choices"), list):
                         raise _Invalid("no choices in the response body")
                     usage = obj.get("usage")
+                    answer_id = obj.get("id")
         except TimeoutError:
             error, detail = "timeout", timeout_text
         except _Invalid as exc:
@@ -515,7 +521,21 @@ def _sender(ctx: _Context, state: _Level):
             error, detail = "connection", f"{type(exc).__name__}: {exc}"[:EXCERPT]
         t1 = perf()
         raw_append(
-            (seq, warm, t_sched, t0, t1, status, error, times, cums, usage, endpoint, detail)
+            (
+                seq,
+                warm,
+                t_sched,
+                t0,
+                t1,
+                status,
+                error,
+                times,
+                cums,
+                usage,
+                endpoint,
+                detail,
+                answer_id,
+            )
         )
         state.done += 1
         if error is not None:
@@ -599,9 +619,8 @@ def _analyse(ctx: _Context, state: _Level):
     first = last = None
     lags = []
     nprompts = len(prompts)
-    for seq, warm, t_sched, t0, t1, status, error, times, cums, answer, endpoint, detail in sorted(
-        state.raw, key=lambda r: r[0]
-    ):
+    for row in sorted(state.raw, key=lambda r: r[0]):
+        seq, warm, t_sched, t0, t1, status, error, times, cums, answer, endpoint, detail = row[:12]
         usage = answer if isinstance(answer, dict) else {}
         in_tokens = usage.get("prompt_tokens")
         out_tokens = usage.get("completion_tokens")
@@ -641,6 +660,7 @@ def _analyse(ctx: _Context, state: _Level):
                 "input_tokens": in_tokens,
                 "output_tokens": out_tokens,
                 "endpoint": endpoint,
+                "response_id": row[12] if isinstance(row[12], str) else None,
             }
         )
     header = {

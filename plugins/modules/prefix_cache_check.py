@@ -13,17 +13,20 @@ description:
   - Sends O(groups) groups of O(requests_per_group) completions through the gateway; the prompts of
     a group share a prefix of O(prefix_tokens) words and differ after it. Every request carries its
     own C(x-request-id).
-  - Then reads the log of the endpoint picker (EPP) pods of the LLMInferenceService, joins its
-    routing decisions to the requests by C(x-request-id), and reports the prefix-cache hit ratio
-    among follow-up requests (every request of a group but the first), the pods chosen per group,
-    the affinity (follow-ups routed to the pod of the group's first request) and the latency of hits
-    and misses.
-  - A hit is what the EPP logs as C(prefixHit) when it logs it; otherwise a follow-up routed to the
-    pod of its group's first request.
-  - The EPP decision lines are JSON objects with the request id (C(x-request-id), C(requestId) or
-    C(request_id)) and the target pod (C(targetPod), C(pod), C(endpoint) or C(targetEndpoint)). The
-    llm-d EPP writes them at debug verbosity (C(-v=4) or more). Waits up to O(log_wait) seconds for
-    them to appear.
+  - Then reads the log of the endpoint picker (EPP) pods of the LLMInferenceService, finds its
+    C(Request handled) line for each request, maps the endpoint it names (C(IP:port), the first one
+    when it names several) to a pod through the pods' C(status.podIP), and reports the
+    prefix-cache hit ratio among follow-up requests (every request of a group but the first), the
+    pods chosen per group and the latency of hits and misses.
+  - A hit is a follow-up routed to the pod of its group's first request (no upstream EPP logs
+    whether its prefix-cache scorer matched, except at trace verbosity).
+  - The EPP logs C(Request handled) at verbosity 3 (C(--v=3)); KServe runs it at the default 2,
+    where it logs nothing per request. The model phase sets it (C(model_epp_verbosity)). The
+    module reads the verbosity from the EPP pod's args and names it when it is too low.
+  - The line carries the C(x-request-id) the gateway forwarded. Istio's gateway replaces a
+    client's id with its own, so the request is found by the id vLLM puts in its answer
+    (C(cmpl-<x-request-id>)), else by the id the module sent. Waits up to O(log_wait) seconds for
+    the lines to appear.
   - Uses the load engine of M(llmd.gke.bench_run) to send the requests (C(max_concurrency) of them
     at a time).
   - Not idempotent in the usual sense - it sends requests every time, and reports C(changed=false)
@@ -69,7 +72,7 @@ options:
     type: str
   epp_container:
     description:
-      - Container of the EPP pods that logs the decisions.
+      - Container of the EPP pods that logs the decisions (its args give the verbosity).
     type: str
     default: main
   groups:
@@ -191,16 +194,28 @@ hit_ratio:
   type: float
   sample: 1.0
 affinity:
-  description: Share of follow-ups routed to the pod of their group's first request.
+  description: Share of follow-ups routed to the pod of their group's first request (the hit
+    ratio, since a hit is told by the pod).
   returned: success
   type: float
   sample: 1.0
 hit_source:
-  description: How a hit was told - C(epp prefixHit) or C(same pod as the group's first request).
+  description: How a hit was told - always C(same pod as the group's first request).
   returned: success
   type: str
+epp_verbosity:
+  description: The EPP's log verbosity read from its pod's args (2 when they set none).
+  returned: success
+  type: int
+  sample: 3
+unmapped_endpoints:
+  description: Endpoints of decisions that no pod IP of the namespace explains (reported as pods
+    under their C(IP:port)).
+  returned: success
+  type: list
+  elements: str
 pods:
-  description: Requests routed to each pod.
+  description: Requests routed to each pod (by name, from the endpoint's IP).
   returned: success
   type: dict
   sample: {"qwen2-3b-pattern1-kserve-6d9f-abcde": 20}
@@ -239,12 +254,16 @@ from ansible_collections.llmd.gke.plugins.module_utils.k8s_wait import (
 from ansible_collections.llmd.gke.plugins.module_utils.llmisvc import read_pod_log
 from ansible_collections.llmd.gke.plugins.module_utils.prefix_cache import (
     analyse,
+    attribute,
+    epp_verbosity,
     parse_decisions,
+    served_id,
     verdict,
 )
 
 
-def epp_pods(client, namespace: str, deployment: str) -> list[str]:
+def epp_pods(client, namespace: str, deployment: str, container: str) -> tuple[list[str], int]:
+    """The EPP Deployment's pods and the verbosity of their container."""
     obj = client.get(Resource("apps/v1", "deployments", namespace), deployment)
     if obj is None:
         raise KubeError(
@@ -256,18 +275,42 @@ def epp_pods(client, namespace: str, deployment: str) -> list[str]:
     labels = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
     pods = client.list(Resource("v1", "pods", namespace), label_selector=selector or None)
-    return sorted(p["metadata"]["name"] for p in pods.get("items") or ())
+    items = pods.get("items") or []
+    containers = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
+        "containers"
+    ) or []
+    if items:  # a pod's args (what it runs), else the Deployment's
+        containers = (items[0].get("spec") or {}).get("containers") or containers
+    args = next((c.get("args") for c in containers if c.get("name") == container), None)
+    return sorted(p["metadata"]["name"] for p in items), epp_verbosity(args)
 
 
-def read_decisions(client, params, pods: list[str], wanted: set[str]) -> dict:
+def pod_ips(client, namespace: str) -> dict[str, str]:
+    """{status.podIP: pod name} of the namespace's pods (the model servers among them)."""
+    pods = client.list(Resource("v1", "pods", namespace))
+    found = {}
+    for pod in pods.get("items") or ():
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue  # its IP may already be another pod's
+        for entry in (pod.get("status") or {}).get("podIPs") or [
+            {"ip": (pod.get("status") or {}).get("podIP")}
+        ]:
+            if entry.get("ip"):
+                found[entry["ip"]] = pod["metadata"]["name"]
+    return found
+
+
+def read_decisions(client, params, pods: list[str], wanted: set[str]) -> tuple[dict, int]:
+    """The decisions for the wanted ids, and how many decision lines there were in all."""
     deadline = time.monotonic() + params["log_wait"]
     while True:
         lines: list[str] = []
         for pod in pods:
             lines += read_pod_log(client, params["namespace"], pod, params["epp_container"], None)
-        found = parse_decisions(lines, wanted)
+        every = parse_decisions(lines)
+        found = {k: v for k, v in every.items() if k in wanted}
         if len(found) >= len(wanted) or time.monotonic() + 1 > deadline:
-            return found
+            return found, len(every)
         time.sleep(1)
 
 
@@ -322,7 +365,7 @@ def main():
     deployment = params["epp_deployment"] or f"{params['name']}-kserve-router-scheduler"
     client = module_client(module)
     try:
-        pods = epp_pods(client, params["namespace"], deployment)
+        pods, verbosity = epp_pods(client, params["namespace"], deployment, params["epp_container"])
     except KubeError as exc:
         module.fail_json(msg=str(exc), reason=exc.reason, hint=exc.hint, plan=plan)
     if not pods:
@@ -355,14 +398,27 @@ def main():
         module.fail_json(msg=f"cannot send the requests: {exc}", plan=plan)
     records = outcome["records"]
     level = outcome["levels"][0]
-    wanted = {r["request_id"] for r in records if not r.get("error") and not r.get("warmup")}
+    sent = [r for r in records if not r.get("error") and not r.get("warmup")]
+    wanted = {served_id(r) for r in sent}
+    decisions, lines = {}, 0
     try:
-        decisions = read_decisions(client, params, pods, wanted) if wanted else {}
+        if wanted:
+            decisions, lines = read_decisions(client, params, pods, wanted)
+        ips = pod_ips(client, params["namespace"]) if decisions else {}
     except KubeError as exc:
         module.fail_json(msg=str(exc), reason=exc.reason, hint=exc.hint, plan=plan)
-    result = analyse(records, decisions)
-    result.update(plan=plan, errors=level["errors"], epp_pods=pods)
-    problem = verdict(result, params["min_hit_ratio"], params["require_decisions"])
+    attributed, unmapped = attribute(sent, decisions, ips)
+    result = analyse(records, attributed)
+    result.update(
+        plan=plan,
+        errors=level["errors"],
+        epp_pods=pods,
+        epp_verbosity=verbosity,
+        unmapped_endpoints=unmapped,
+    )
+    problem = verdict(
+        result, params["min_hit_ratio"], params["require_decisions"], verbosity, lines
+    )
     if problem:
         module.fail_json(
             msg=f"prefix-cache routing check failed: {problem}", changed=False, **result

@@ -24,6 +24,7 @@ import yaml
 from conftest import ROOT, VENV_BIN
 
 from llmd_emulator import kserve_merge, vllm_cli
+from llmd_emulator.controllers.llmisvc import scheduler_config_args
 from llmd_emulator.testing import kserve_presets, kserve_root
 
 TLS = "/var/run/kserve/tls"
@@ -38,8 +39,8 @@ def crd_schema() -> dict:
     return version["schema"]["openAPIV3Schema"]
 
 
-def effective_main(o: dict) -> dict:
-    """The main container KServe's controller renders for o from the real presets."""
+def combined_spec(o: dict) -> dict:
+    """The spec KServe's controller combines for o from the real presets."""
     presets = kserve_presets(kserve_root())
     configs = {
         d["metadata"]["name"]: d for d in presets if d["kind"] == "LLMInferenceServiceConfig"
@@ -52,7 +53,12 @@ def effective_main(o: dict) -> dict:
         "ingressGatewayName": gw_name,
     }
     spec, _refs = kserve_merge.combine(o, configs.get, global_config)
-    (main,) = [c for c in spec["template"]["containers"] if c["name"] == "main"]
+    return spec
+
+
+def effective_main(o: dict) -> dict:
+    """The main container KServe's controller renders for o from the real presets."""
+    (main,) = [c for c in combined_spec(o)["template"]["containers"] if c["name"] == "main"]
     return main
 
 
@@ -97,6 +103,12 @@ CASES = {
             ).read_text()
         ).items()
         if k.startswith(("model_", "llmd_model_"))
+    },
+    # the EPP at upstream's default verbosity: KServe's scheduler config left alone
+    "epp-upstream-verbosity": {"model_epp_verbosity": 2},
+    # a name too long for name + "-inference-pool": KServe's ChildName shortens it with a hash
+    "epp-long-name": {
+        "llmd_model_service_name": "a-service-name-long-enough-to-be-cut-" + "x" * 20
     },
     # Refused, with the reason:
     "multi-host": {"llmd_tpu_topology": "4x4", "llmd_tpu_node_count": 4},
@@ -320,3 +332,68 @@ def test_args_only_would_never_start_vllm(rendered):
     assert isinstance(result, vllm_cli.Failed)
     assert result.exit_code == 2
     assert result.lines[0] == "/bin/bash: --: invalid option"
+
+
+# --- the EPP's arguments after KServe merges the service over its scheduler config (issue 16) ---
+def epp_args(service: dict) -> list[str]:
+    """The EPP container's args as KServe runs them: the real kserve-config-llm-scheduler and the
+    service combined (args replaced whole when the service sets them), then --config-text
+    appended when neither side configures the scheduler (scheduler.go)."""
+    spec = combined_spec(service)
+    (main,) = [
+        c for c in spec["router"]["scheduler"]["template"]["containers"] if c["name"] == "main"
+    ]
+    main = json.loads(json.dumps(main))
+    scheduler_config_args(main, None)
+    return [str(a) for a in main["args"]]
+
+
+def flag_values(args: list[str]) -> dict[str, str | None]:
+    """{flag: value} of Go-style args (a flag followed by a value, or alone for a bool)."""
+    found, index = {}, 0
+    while index < len(args):
+        flag = args[index]
+        assert flag.startswith("-"), f"{flag!r} is not a flag in {args}"
+        if "=" in flag:
+            key, value = flag.split("=", 1)
+            found[key.lstrip("-")] = value
+            index += 1
+        elif index + 1 < len(args) and not args[index + 1].startswith("-"):
+            found[flag.lstrip("-")] = args[index + 1]
+            index += 2
+        else:
+            found[flag.lstrip("-")] = None
+            index += 1
+    return found
+
+
+@pytest.mark.parametrize(
+    ("case", "verbosity"),
+    [("default", "3"), ("epp-upstream-verbosity", None), ("epp-long-name", "3")],
+)
+def test_the_epp_gets_every_upstream_argument(rendered, case, verbosity):
+    service = obj(rendered, case)
+    # What KServe's config alone gives the EPP of this service (no scheduler template of ours).
+    bare = json.loads(json.dumps(service))
+    bare["spec"]["router"]["scheduler"] = {}
+    upstream = flag_values(epp_args(bare))
+    merged = flag_values(epp_args(service))
+    assert {k: merged.get(k, "<missing>") for k in upstream} == upstream
+    assert merged.get("v") == verbosity  # None: no -v, the EPP's default (2)
+    assert set(merged) - set(upstream) == ({"v"} if verbosity else set())
+    scheduler = service["spec"]["router"]["scheduler"]
+    if verbosity is None:
+        assert scheduler == {}
+    else:  # only the args: image, ports, probes, volumes stay KServe's
+        containers = scheduler["template"]["containers"]
+        assert list(scheduler["template"]) == ["containers"]
+        assert [sorted(c) for c in containers] == [["args", "name"]]
+        assert containers[0]["name"] == "main"
+
+
+def test_a_long_service_name_gets_kserve_s_child_name(rendered):
+    name = CASES["epp-long-name"]["llmd_model_service_name"]
+    args = flag_values(epp_args(obj(rendered, "epp-long-name")))
+    assert len(args["pool-name"]) == 63 and args["pool-name"].endswith("-inference-pool")
+    assert args["pool-name"] == kserve_merge.child_name(name, "-inference-pool")
+    assert args["pool-name"] != name + "-inference-pool"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import tarfile
 import urllib.request
 from pathlib import Path
@@ -130,6 +131,14 @@ def test_converge_then_idempotent_then_check_mode_changes_nothing(run, sandbox_e
     # verify and bench answered through the gateway, after the NetworkPolicies
     assert f"/{NS}/{SERVICE} serves Qwen/Qwen2.5-3B-Instruct." in first
     assert "Prefix-cache routing: 16 hits in 16 follow-up requests" in first
+    # ... from the EPP's decision lines, which it logs at the verbosity the model phase set
+    (epp,) = [
+        d
+        for d in sandbox_emulator.objects("Deployment", NS)
+        if d["metadata"]["name"] == f"{SERVICE}-kserve-router-scheduler"
+    ]
+    (main,) = [c for c in epp["spec"]["template"]["spec"]["containers"] if c["name"] == "main"]
+    assert main["args"][main["args"].index("--v") + 1] == "3" and "--cert-path" in main["args"]
     assert "concurrency 4: 24 ok, 0 failed" in first
     assert len(list((tmp_path / "bench").glob("*/report.md"))) == 1
     converged = snapshot(sandbox_emulator)
@@ -167,6 +176,20 @@ def test_scale_1_3_0_1_with_the_pool_following(run, sandbox_emulator):
     assert svc["spec"]["replicas"] == 3
     assert svc["spec"]["model"]["name"] == "Qwen/Qwen2.5-3B-Instruct"
     assert svc["spec"]["template"]["containers"]
+
+    # The guide's pattern 3: the verify phase sees groups spread over the 3 pods, each kept on its.
+    pattern3 = {
+        "verify_prefix_groups": 6,
+        "verify_prefix_requests_per_group": 4,
+        "verify_prefix_max_concurrency": 3,
+        "verify_checks": ["models"],
+    }
+    verify = run("playbooks/verify.yml", "-e", json.dumps(pattern3))
+    assert verify.rc == 0, verify.output[-5000:]
+    assert "Prefix-cache routing: 18 hits in 18 follow-up requests (ratio 1.0" in verify
+    # (the YAML callback doubles the quotes of the printed dict)
+    routing = " ".join(verify.output.split()).split("Prefix-cache routing:")[1].split("p50")[0]
+    assert len(set(re.findall(rf"'+({SERVICE}-kserve-[^']+)'+: \d+", routing))) == 3, routing
 
     again = run("playbooks/scale.yml", "-e", "llmd_model_replicas=3")
     assert again.rc == 0, again.output[-3000:]

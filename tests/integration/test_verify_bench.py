@@ -6,7 +6,10 @@ Gateway's address and port are the URL the phases use) and the LLMInferenceServi
 llm-d-inference-scheduling/qwen2-3b-pattern1, for which the emulated KServe controller makes the
 vLLM Deployment, the endpoint picker (EPP), the HTTPRoute and the InferencePool. The emulated vLLM
 answers in real time with the latency set through the admin API (ttft_ms, itl_ms,
-tokens_per_chunk); its EPP logs one JSON line per routing decision with the x-request-id.
+tokens_per_chunk). The service's router.scheduler carries the EPP arguments the model phase
+renders (KServe's scheduler config plus --v 3), so its EPP logs upstream's `Request handled`
+line per routing decision; the LLMInferenceService `quiet` leaves the EPP at upstream's default
+verbosity (2), where it logs none.
 """
 
 from __future__ import annotations
@@ -31,6 +34,24 @@ NS = "llm-d-inference-scheduling"
 NAME = "qwen2-3b-pattern1"
 MODEL = "Qwen/Qwen2.5-3B-Instruct"
 PNG = b"\x89PNG\r\n\x1a\n"
+QUIET = "quiet"
+
+
+def with_epp_verbosity(service: dict, verbosity: int) -> dict:
+    """The service with router.scheduler as the model phase renders it for model_epp_verbosity
+    (held against KServe's real scheduler config by test_model_render.py)."""
+    name, ns = service["metadata"]["name"], service["metadata"]["namespace"]
+    args = [
+        *("--pool-name", f"{name}-inference-pool", "--pool-namespace", ns),
+        *("--pool-group", "inference.networking.x-k8s.io", "--zap-encoder", "json"),
+        *("--grpc-port", "9002", "--grpc-health-port", "9003", "--secure-serving"),
+        *("--model-server-metrics-scheme", "https", "--cert-path", "/var/run/kserve/tls"),
+        *("--v", str(verbosity)),
+    ]
+    service["spec"]["router"]["scheduler"] = {
+        "template": {"containers": [{"name": "main", "args": args}]}
+    }
+    return service
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +61,28 @@ def served(tmp_path_factory):
         endpoints.admin_post("/config", {"gateway": {"bind_exact_ports": True}})
         apply(endpoints, *SERVING_CRDS)
         apply(endpoints, *kserve_presets(kserve_root()), namespace(NS))
-        apply(endpoints, gateway(port=port), llm_inference_service(NAME, NS))
+        apply(
+            endpoints,
+            gateway(port=port),
+            with_epp_verbosity(llm_inference_service(NAME, NS), 3),
+            llm_inference_service(QUIET, NS),
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            (svc,) = endpoints.objects("LLMInferenceService", NS)
-            conditions = (svc.get("status") or {}).get("conditions") or ()
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+            services = endpoints.objects("LLMInferenceService", NS)
+            ready = [
+                s
+                for s in services
+                if any(
+                    c["type"] == "Ready" and c["status"] == "True"
+                    for c in (s.get("status") or {}).get("conditions") or ()
+                )
+            ]
+            if len(ready) == 2:
                 break
             time.sleep(0.5)
         else:
-            pytest.fail(f"the LLMInferenceService did not get Ready: {svc.get('status')}")
+            pytest.fail(f"the LLMInferenceServices did not get Ready: {services}")
         yield endpoints, port
 
 
@@ -102,7 +135,8 @@ def test_verify_answers_and_routes_shared_prefixes_to_one_pod(phase, served):
     assert f"/{NS}/{NAME} serves {MODEL}." in run
     assert "completions: HTTP 200" in run and "chat: HTTP 200" in run
     # One replica: every follow-up of a group hits the prefix its first request left in the cache.
-    assert "Prefix-cache routing: 9 hits in 9 follow-up requests (ratio 1.0, epp prefixHit)" in run
+    assert "Prefix-cache routing: 9 hits in 9 follow-up requests (ratio 1.0, same pod as" in run
+    assert "from 12 EPP decisions at verbosity 3" in run
     after = endpoints.admin_get("/model-server/stats")
     assert after["200"] - before.get("200", 0) >= 3 + 12
 
@@ -255,3 +289,34 @@ def test_pattern_3_groups_spread_over_three_pods_and_stay_on_theirs(playbook, se
     assert len(check["pods"]) == 3 and sum(check["pods"].values()) == 24
     assert all(len(group["pods"]) == 1 for group in check["groups"])
     assert check["latency_ms"]["hit"]["count"] == 18 and check["latency_ms"]["miss"]["count"] == 6
+    # pods named from the endpoints' IPs, every endpoint explained, the EPP's verbosity read
+    assert all(pod.startswith(f"{NAME}-kserve-") for pod in check["pods"])
+    assert check["unmapped_endpoints"] == [] and check["epp_verbosity"] == 3
+
+
+def test_an_epp_at_upstream_default_verbosity_fails_the_check_naming_the_setting(
+    playbook, served, tmp_path
+):
+    endpoints, port = served
+    run_tasks = tasks_runner(playbook, tmp_path, env={"K8S_AUTH_KUBECONFIG": endpoints.kubeconfig})
+    outcome, (check,) = run_tasks(
+        [
+            {
+                "name": "Prefix-cache routing with a quiet EPP",
+                "llmd.gke.prefix_cache_check": {
+                    "url": f"http://127.0.0.1:{port}/{NS}/{QUIET}",
+                    "model": MODEL,
+                    "name": QUIET,
+                    "namespace": NS,
+                    "groups": 2,
+                    "requests_per_group": 2,
+                    "log_wait": 1,
+                },
+            }
+        ]
+    )
+    assert check.get("failed"), outcome.output
+    assert check["requests"] == 4 and check["decisions_found"] == 0
+    assert check["epp_verbosity"] == 2
+    assert "runs at log verbosity 2" in check["msg"]
+    assert "set model_epp_verbosity: 3" in check["msg"]

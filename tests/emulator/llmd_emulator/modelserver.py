@@ -17,16 +17,29 @@ Each Gateway listener (opened by controllers/gateway.py) serves `gateway_app(ns,
   {"status": 503, "rate": 0.1} or {"status": 500, "count": 3}; {} clears. GET
   /model-server/stats counts answers by status and pod.
 
+Gateway request ids: the Istio gateway's HTTP connection manager (Istio 1.27 `gateway.go`:
+use_remote_address true, preserve_external_request_id unset, no internal addresses) treats every
+caller as external and replaces the caller's `x-request-id` with a new UUID, which the EPP and vLLM
+then see; vLLM answers with `id` `cmpl-<x-request-id>` (`chatcmpl-` for chat). No `x-request-id`
+comes back in the answer's headers.
+
 Endpoint picker: prompts are cut into blocks of `epp.block_size` characters (default 64, at most
 `epp.max_blocks`, default 16) with chained CRC32 hashes. The Ready pod that served the longest
 matching prefix gets the request (prefix hit); otherwise the pod with the fewest requests in
-flight (then fewest served). One JSON line per decision goes to the log of the EPP pod
-(container "main"):
+flight (then fewest served). The EPP pod (container "main") logs as gateway-api-inference-extension
+v1.2.1 does with `--zap-encoder json` (controller-runtime zap: production encoder keys, RFC 3339
+`ts`, `caller`; a V(n) line has level `Level(-n)`), at the verbosity of its own args (`-v`/`--v`,
+default 2; `--zap-log-level` overrides it). Per request, at verbosity 3 or more:
 
-    {"level": "info", "ts": <unix seconds>, "logger": "epp.scheduler", "msg": "request scheduled",
-     "x-request-id": str, "pool": "ns/name", "model": str, "targetPod": "ns/pod",
-     "targetEndpoint": "ip:8000", "prefixHit": bool, "prefixHash": "8 hex digits of the
-     first block", "matchedBlocks": int, "totalBlocks": int, "candidates": int}
+    {"level":"Level(-3)","ts":"...","caller":"scheduling/framework/scheduler_profile.go:...",
+     "msg":"Running picker plugin","x-request-id":..., ..., "plugin":"max-score-picker/..."}
+    {"level":"Level(-3)","ts":"...","caller":"requestcontrol/director.go:266",
+     "msg":"Request handled","x-request-id":"<uuid>","objectiveKey":"","incomingModelName":m,
+     "targetModelName":m,"priority":0,"objectiveKey":"","incomingModelName":m,"targetModel":m,
+     "endpoint":"<pod IP>:8000"}
+    {"level":"Level(-3)",...,"msg":"Response generated","x-request-id":...,"usage":{...}}
+
+(keys repeat as zap writes them: the logger's values, then the call's). At 2, nothing per request.
 """
 
 from __future__ import annotations
@@ -34,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 import uuid
 import weakref
@@ -54,6 +68,10 @@ ROUTE_API = "gateway.networking.k8s.io/v1"
 POOL_API = "inference.networking.k8s.io/v1"
 DEFAULTS = {"ttft_ms": 0.0, "itl_ms": 0.0, "tokens_per_chunk": 1}
 EPP_DEFAULTS = {"block_size": 64, "max_blocks": 16}
+EPP_DEFAULT_VERBOSITY = 2  # logging.DEFAULT, the -v default of the EPP's runner.go
+EPP_SCORERS = ("prefix-cache-scorer", "load-aware-scorer")  # KServe's default EndpointPickerConfig
+EPP_PICKER = "max-score-picker"
+_VERBOSITY_FLAG = re.compile(r"^--?(v|zap-log-level)(?:=(.*))?$")
 _WATCHED = {"HTTPRoute", "Service", "InferencePool", "Pod", "Gateway"}
 _VOCAB = [
     "the",
@@ -136,6 +154,7 @@ class Backend:
     key: str  # ns/name
     endpoints: list[Endpoint]
     epp_pod: tuple[str, str] | None = None  # (namespace, pod) whose log gets decisions
+    epp_verbosity: int = EPP_DEFAULT_VERBOSITY
     prefixes: dict[int, str] = field(default_factory=dict)  # block hash -> pod name
     cursor: int = 0
 
@@ -195,7 +214,8 @@ class ModelServer:
         self._backends: dict[str, Backend] = {}  # survives rebuilds: keeps prefix memory
         self.faults: dict[str, Any] = {}
         self._fault_seen = 0
-        self._id_prefix = f"{uuid.uuid4().hex[:12]}-"
+        self._uuid_seed = uuid.uuid4().int
+        self._usage: dict[str, Obj] = {}
         self._ids = itertools.count(1)
         self.stats: Counter[str] = Counter()
         self.store.subscribe(self._on_event)
@@ -255,12 +275,12 @@ class ModelServer:
             return None
         kind, target_ns = ref.get("kind", "Service"), ref.get("namespace") or ns
         key = f"{target_ns}/{ref['name']}"
-        epp_pod = None
+        epp_pod, verbosity = None, EPP_DEFAULT_VERBOSITY
         if kind == "InferencePool":
             pool = self.store.get(POOL_API, "InferencePool", ref["name"], target_ns)
             selector = ((pool or {}).get("spec") or {}).get("selector")
             epp_ref = ((pool or {}).get("spec") or {}).get("endpointPickerRef") or {}
-            epp_pod = self._first_pod(target_ns, epp_ref.get("name"))
+            epp_pod, verbosity = self._first_pod(target_ns, epp_ref.get("name"))
         else:
             svc = self.store.get("v1", "Service", ref["name"], target_ns)
             selector = ((svc or {}).get("spec") or {}).get("selector")
@@ -280,15 +300,19 @@ class ModelServer:
                 if name in counts:
                     endpoint.inflight, endpoint.served = counts[name].inflight, counts[name].served
                 endpoints.append(endpoint)
-        backend = Backend(kind, key, endpoints, epp_pod, old.prefixes if old else {})
+        backend = Backend(kind, key, endpoints, epp_pod, verbosity, old.prefixes if old else {})
         self._backends[f"{kind}:{key}"] = backend
         return backend
 
-    def _first_pod(self, ns: str, service: str | None) -> tuple[str, str] | None:
+    def _first_pod(self, ns: str, service: str | None) -> tuple[tuple[str, str] | None, int]:
+        """The EPP pod behind the pool's endpointPickerRef Service, and its log verbosity."""
         svc = self.store.get("v1", "Service", service, ns) if service else None
         selector = ((svc or {}).get("spec") or {}).get("selector")
         pods = self.store.list("v1", "Pod", ns, label_selector=selector) if selector else []
-        return (ns, pods[0]["metadata"]["name"]) if pods else None
+        if not pods:
+            return None, EPP_DEFAULT_VERBOSITY
+        args = _main_container(pods[0]).get("args") or []
+        return (ns, pods[0]["metadata"]["name"]), epp_verbosity(args)
 
     def _route(self, gateway: tuple[str, str], path: str) -> tuple[Rule, str] | None:
         for rule in self._table(gateway):
@@ -336,7 +360,8 @@ class ModelServer:
             except ValueError:
                 self.stats["400"] += 1
                 return _error(400, "BadRequestError", "Invalid JSON body")
-        request_id = request.headers.get("x-request-id") or f"{self._id_prefix}{next(self._ids)}"
+        # Envoy at the edge: a new x-request-id whatever the caller sent
+        request_id = str(uuid.UUID(int=(self._uuid_seed + next(self._ids)) % 2**128, version=4))
         endpoint = self._pick(backend, body, path, request_id)
         endpoint.inflight += 1
         try:
@@ -344,6 +369,12 @@ class ModelServer:
         finally:
             endpoint.inflight -= 1
             endpoint.served += 1
+        usage = self._usage.pop(request_id, None)
+        if backend.kind == "InferencePool" and usage is not None:
+            fields = [("usage", usage)]
+            self._epp_log(
+                backend, request_id, "handlers/response.go:61", "Response generated", fields
+            )
         self.stats[str(response.status)] += 1
         self.stats[f"pod:{endpoint.name}"] += 1
         return response
@@ -391,25 +422,61 @@ class ModelServer:
             backend.prefixes.clear()
         for h in hashes:
             backend.prefixes[h] = chosen.name
-        if backend.epp_pod:
-            line = {
-                "level": "info",
-                "ts": time.time(),
-                "logger": "epp.scheduler",
-                "msg": "request scheduled",
-                "x-request-id": request_id,
-                "pool": backend.key,
-                "model": body.get("model") or chosen.model,
-                "targetPod": f"{chosen.namespace}/{chosen.name}",
-                "targetEndpoint": f"{chosen.ip}:8000",
-                "prefixHit": hit,
-                "prefixHash": f"{hashes[0]:08x}" if hashes else "",
-                "matchedBlocks": matched,
-                "totalBlocks": len(hashes),
-                "candidates": len(endpoints),
-            }
-            self.store.add_log(*backend.epp_pod, "main", json.dumps(line))
+        model = body.get("model") or chosen.model
+        # the director's logger values (HandleRequest) are on every line of the scheduling cycle
+        context = [
+            ("objectiveKey", ""),
+            ("incomingModelName", model),
+            ("targetModelName", model),
+            ("priority", 0),
+        ]
+        for plugin in EPP_SCORERS:
+            self._epp_log(
+                backend,
+                request_id,
+                "framework/scheduler_profile.go:160",
+                "Running scorer plugin",
+                [*context, ("plugin", f"{plugin}/{plugin}")],
+            )
+        self._epp_log(
+            backend,
+            request_id,
+            "framework/scheduler_profile.go:183",
+            "Running picker plugin",
+            [*context, ("plugin", f"{EPP_PICKER}/{EPP_PICKER}")],
+        )
+        self._epp_log(
+            backend,
+            request_id,
+            "requestcontrol/director.go:266",
+            "Request handled",
+            context
+            + [
+                ("objectiveKey", ""),
+                ("incomingModelName", model),
+                ("targetModel", model),
+                ("endpoint", f"{chosen.ip}:8000"),
+            ],
+        )
+        self.stats["epp:prefix_hit" if hit else "epp:prefix_miss"] += 1
+        self.stats["epp:matched_blocks"] += matched
         return chosen
+
+    def _epp_log(
+        self, backend: Backend, request_id: str, caller: str, msg: str, fields: list[tuple]
+    ) -> None:
+        """One V(3) line of the EPP, in zap JSON, when its verbosity lets it through."""
+        if backend.epp_pod is None or backend.epp_verbosity < 3:
+            return
+        head = [
+            ("level", "Level(-3)"),
+            ("ts", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+            ("caller", caller),
+            ("msg", msg),
+            ("x-request-id", request_id),
+        ]
+        line = ",".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in head + fields)
+        self.store.add_log(*backend.epp_pod, "main", "{" + line + "}")
 
     # --------------------------------------------------------------- vLLM
     async def _vllm(
@@ -417,7 +484,6 @@ class ModelServer:
     ) -> web.StreamResponse:
         headers = {
             "server": "istio-envoy",
-            "x-request-id": request_id,
             "x-gateway-destination-endpoint": f"{endpoint.ip}:8000",
             "x-emulator-pod": endpoint.name,
         }
@@ -506,6 +572,7 @@ class ModelServer:
             "choices": [choice],
             "usage": usage,
         }
+        self._usage[request_id] = usage  # what the EPP reads from the answer body
         return web.Response(body=json.dumps(data), content_type=_JSON, headers=headers)
 
     async def _delay(self, tokens: int) -> None:
@@ -605,6 +672,29 @@ class ModelServer:
         @routes.get("/model-server/stats")
         async def get_stats(_request: web.Request) -> web.Response:
             return web.json_response(dict(self.stats))
+
+
+def epp_verbosity(args: list) -> int:
+    """The EPP's verbosity from its args, as Go's flag package and runner.go read them.
+
+    `-v N`, `-v=N`, `--v N`, `--v=N` (the last wins); `--zap-log-level` overrides -v: a number is
+    the verbosity, `debug` 1, `info` 0, anything else quieter.
+    """
+    verbosity, zap_level = EPP_DEFAULT_VERBOSITY, None
+    items = [str(a) for a in args]
+    for index, arg in enumerate(items):
+        match = _VERBOSITY_FLAG.match(arg)
+        if match is None:
+            continue
+        value = match.group(2)
+        if value is None:
+            value = items[index + 1] if index + 1 < len(items) else ""
+        if match.group(1) == "v":
+            if value.isdigit():
+                verbosity = int(value)
+        else:
+            zap_level = int(value) if value.isdigit() else {"debug": 1, "info": 0}.get(value, -1)
+    return verbosity if zap_level is None else zap_level
 
 
 def _prompt_text(body: Obj) -> str:

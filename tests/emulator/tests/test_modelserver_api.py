@@ -13,6 +13,24 @@ from support import Kube, condition, running_kube, wait_for
 from test_controllers_llmisvc import LLM, gateway, llmisvc
 
 MODEL = "Qwen/Qwen2.5-3B-Instruct"
+EPP = "app.kubernetes.io/component=llminferenceservice-router-scheduler"
+
+
+def router(name: str, ns: str, *verbosity: str) -> dict:
+    """spec.router with the scheduler's args as the model phase renders them: every argument of
+    KServe's kserve-config-llm-scheduler (9682be26), plus the given -v flags."""
+    args = [
+        *("--pool-name", f"{name}-inference-pool", "--pool-namespace", ns),
+        *("--pool-group", "inference.networking.x-k8s.io", "--zap-encoder", "json"),
+        *("--grpc-port", "9002", "--grpc-health-port", "9003", "--secure-serving"),
+        *("--model-server-metrics-scheme", "https", "--cert-path", "/var/run/kserve/tls"),
+        *verbosity,
+    ]
+    return {
+        "gateway": {"refs": [{"name": "inference-gateway", "namespace": "opendatahub"}]},
+        "route": {},
+        "scheduler": {"template": {"containers": [{"name": "main", "args": args}]}},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +40,7 @@ def served(tmp_path_factory) -> tuple[Kube, str]:
         kube.install_kserve()
         kube.create(gateway("inference-gateway", "opendatahub"))
         kube.namespace("llm")
-        kube.create(llmisvc("qwen", "llm", replicas=3))
+        kube.create(llmisvc("qwen", "llm", replicas=3, router=router("qwen", "llm", "--v", "3")))
 
         def ready() -> str | None:
             obj = kube.get(LLM, "LLMInferenceService", "qwen", "llm")
@@ -130,15 +148,21 @@ def test_errors_model_mismatch_http10_and_routes(served):
 
 def test_epp_logs_and_prefix_affinity(served):
     kube, url = served
+    (epp,) = kube.list("v1", "Pod", "llm", EPP)
+    earlier = len(kube.logs("llm", epp["metadata"]["name"]))  # the module's other tests
     shared = "You are a helpful assistant. " * 20
     picked: set[str] = set()
+    answers = []
     for i in range(6):
         resp = requests.post(
             f"{url}/v1/completions",
             timeout=5,
+            headers={"x-request-id": f"client-{i}"},
             json={"model": MODEL, "prompt": shared + f"question {i}", "max_tokens": 2},
         )
         picked.add(resp.headers["x-emulator-pod"])
+        answers.append(resp.json()["id"])
+        assert "x-request-id" not in resp.headers  # neither Envoy nor vLLM returns it
     assert len(picked) == 1  # same prefix -> same pod
     spread = {
         requests.post(
@@ -149,15 +173,52 @@ def test_epp_logs_and_prefix_affinity(served):
         for i in range(6)
     }
     assert len(spread) >= 2  # new prefixes go to the least-loaded pods
-    epp = kube.list(
-        "v1", "Pod", "llm", "app.kubernetes.io/component=llminferenceservice-router-scheduler"
-    )[0]
-    lines = [json.loads(line) for line in kube.logs("llm", epp["metadata"]["name"])]
-    shared_lines = [line for line in lines if line["totalBlocks"] > 4][:6]
-    assert [line["prefixHit"] for line in shared_lines] == [False] + [True] * 5
-    assert len({line["prefixHash"] for line in shared_lines}) == 1
-    assert shared_lines[0]["targetPod"] == f"llm/{picked.pop()}"
-    assert shared_lines[0]["pool"] == "llm/qwen-inference-pool"
+    lines = kube.logs("llm", epp["metadata"]["name"])[earlier:]
+    handled = [json.loads(line) for line in lines if '"msg":"Request handled"' in line]
+    assert len(handled) == 12
+    # the gateway replaced the client's id; vLLM's answer id carries the one the EPP logged
+    assert [f"cmpl-{h['x-request-id']}" for h in handled[:6]] == answers
+    assert not any("client-" in line for line in lines)
+    first = handled[0]
+    assert first["level"] == "Level(-3)" and first["caller"] == "requestcontrol/director.go:266"
+    assert time.strptime(first["ts"], "%Y-%m-%dT%H:%M:%SZ")
+    assert (first["incomingModelName"], first["targetModel"]) == (MODEL, MODEL)
+    ips = {p["status"]["podIP"]: p["metadata"]["name"] for p in kube.list("v1", "Pod", "llm")}
+    assert len(ips) == 4  # a distinct IP per pod: 3 model servers and the EPP
+    assert {ips[h["endpoint"].rsplit(":", 1)[0]] for h in handled[:6]} == picked
+    assert all(h["endpoint"].endswith(":8000") for h in handled)
+    # zap writes the logger's values, then the call's: some keys twice
+    raw = next(line for line in lines if '"msg":"Request handled"' in line)
+    assert raw.count('"incomingModelName"') == 2 and raw.startswith('{"level":"Level(-3)","ts":')
+    messages = [json.loads(line)["msg"] for line in lines[:5]]
+    assert messages == [
+        "Running scorer plugin",
+        "Running scorer plugin",
+        "Running picker plugin",
+        "Request handled",
+        "Response generated",
+    ]
+    stats = kube.admin_get("/model-server/stats")
+    assert stats["epp:prefix_hit"] >= 5
+
+
+def test_epp_at_upstream_default_verbosity_logs_nothing_per_request(tmp_path):
+    with running_kube(tmp_path, time_scale=0.001) as kube:
+        kube.install_crds()
+        kube.namespace("opendatahub")
+        kube.create(gateway("inference-gateway", "opendatahub"))
+        kube.namespace("llm")
+        kube.create(llmisvc("quiet", "llm", router=router("quiet", "llm")))
+
+        def ready() -> str | None:
+            obj = kube.get(LLM, "LLMInferenceService", "quiet", "llm")
+            return condition(obj, "Ready").get("status") == "True" and obj["status"]["url"]
+
+        url = wait_for(ready, timeout=30, what="model Ready")
+        body = {"model": MODEL, "prompt": "hello there", "max_tokens": 2}
+        assert requests.post(f"{url}/v1/completions", json=body, timeout=5).status_code == 200
+        (epp,) = kube.list("v1", "Pod", "llm", EPP)
+        assert kube.logs("llm", epp["metadata"]["name"]) == []
 
 
 def test_latency_settings_and_fault_injection(served):

@@ -409,7 +409,7 @@ class LLMInferenceServices:
             )
             for container in pod_spec.get("containers") or ():
                 if container.get("name") == "main":
-                    _scheduler_config_args(container, current)
+                    scheduler_config_args(container, current)
             deploy = self._ensure(
                 svc,
                 _deployment(
@@ -751,7 +751,7 @@ schedulingProfiles:
 """
 
 
-def _scheduler_config_args(container: Obj, current: Obj | None) -> None:
+def scheduler_config_args(container: Obj, current: Obj | None) -> None:
     """expectedSchedulerDeployment: append --config-text unless the args configure it."""
     args = container.setdefault("args", [])
     if any(a in ("--config-text", "-config-text", "--config-file", "-config-file") for a in args):

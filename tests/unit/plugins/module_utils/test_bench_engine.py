@@ -93,7 +93,8 @@ class FakeServer:
             mode, args = MIXED[int(rid.rsplit("-", 1)[1]) % 5]
         if mode == "ok":
             await asyncio.sleep(int(args[0]) / 1000)
-            data = {"choices": [{"index": 0, "text": "w " * out}], "usage": usage}
+            data = {"id": f"cmpl-gw-{rid}", "choices": [{"index": 0, "text": "w " * out}]}
+            data["usage"] = usage
             return web.json_response(data, headers=headers)
         if mode == "status":
             return web.Response(status=int(args[0]), text="upstream says no", headers=headers)
@@ -136,7 +137,7 @@ class FakeServer:
             choice = (
                 {"index": 0, "delta": {"content": text}} if chat else {"index": 0, "text": text}
             )
-            event = {"choices": [choice]}
+            event = {"id": f"cmpl-gw-{rid}", "choices": [choice]}
             if continuous:
                 event["usage"] = {
                     "prompt_tokens": usage["prompt_tokens"],
@@ -346,6 +347,17 @@ def test_request_ids_unique_and_sent_with_headers(server):
     assert all(h["X-Tenant"] == "blue" for h in server.headers)
     text = json.dumps(result)
     assert "sk-test-key" not in text and "blue" not in text
+    # the answer's id (vLLM: cmpl-<x-request-id as it reached the server>) is kept
+    assert all(r["response_id"] == f"cmpl-gw-{r['request_id']}" for r in result["records"])
+
+
+def test_streamed_answers_keep_their_id_and_answers_without_one_none(server):
+    streamed = be.run(spec(f"{server.url}/sse/1/0/0/1", requests=2, levels=[1]))
+    assert [r["response_id"] for r in streamed["records"]] == [
+        f"cmpl-gw-{r['request_id']}" for r in streamed["records"]
+    ]
+    plain = be.run(spec(f"{server.url}/slow/0", stream=False, requests=1, levels=[1]))
+    assert plain["records"][0]["response_id"] is None
 
 
 def test_prompts_cycle_and_prefix_groups_are_recorded(server):
