@@ -191,3 +191,35 @@ def test_the_lws_operator_needs_cert_manager_then_runs_its_controller(kube):
         obj = kube.get("cert-manager.io/v1", "Certificate", cert, "openshift-lws-operator")
         assert obj["spec"]["secretName"] == secret
     assert kube.get("apps/v1", "Deployment", "lws-controller-manager", "openshift-lws-operator")
+
+
+def test_the_real_gateway_crd_takes_an_ip_address_and_refuses_a_bad_one(kube):
+    """Gateway API v1.4.0's status.addresses: oneOf (IPAddress with format ipv4/ipv6 | type not
+    IPAddress with value required): the emulator enforces oneOf as anyOf and keeps `not`."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from llmd_emulator.k8s.validation import validate_custom
+    from llmd_emulator.store import Invalid
+
+    (crd,) = [
+        d
+        for d in yaml.safe_load_all(upstream.paths()["gateway_api"].read_text())
+        if d and d["metadata"]["name"] == "gateways.gateway.networking.k8s.io"
+    ]
+    schema = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")["schema"]
+
+    class Info:
+        kind, group = "Gateway", "gateway.networking.k8s.io"
+        schemas = {"v1": schema["openAPIV3Schema"]}
+
+    gateway = {
+        "metadata": {"name": "gw"},
+        "spec": {
+            "gatewayClassName": "istio",
+            "listeners": [{"name": "h", "port": 80, "protocol": "HTTP"}],
+        },
+        "status": {"addresses": [{"type": "IPAddress", "value": "127.0.0.1"}]},
+    }
+    validate_custom(Info, "v1", gateway)
+    gateway["status"]["addresses"] = [{"type": "Hostname"}]
+    with pytest.raises(Invalid, match=r"status.addresses\[0\].value: Required value"):
+        validate_custom(Info, "v1", gateway)

@@ -11,7 +11,7 @@ from ..store import Invalid
 from .kinds import KindInfo
 
 _KEPT = ("type", "properties", "items", "required", "enum", "additionalProperties")
-_COMBINATORS = ("anyOf", "allOf", "oneOf")
+_COMBINATORS = ("anyOf", "allOf", "oneOf")  # and `not`
 
 
 def _reduce(schema: Any) -> Any:
@@ -35,7 +35,14 @@ def _reduce(schema: Any) -> Any:
             out[key] = value
     for key in _COMBINATORS:
         if key in schema:
-            out[key] = [_reduce(sub) for sub in schema[key]]
+            # oneOf is enforced as anyOf: its branches lose what this validator does not enforce
+            # (format, pattern, CEL rules), so two of them may both match an object the API server
+            # accepts (Gateway API's status.addresses: IPAddress with `format: ipv4` or not).
+            out["anyOf" if key == "oneOf" else key] = [_reduce(sub) for sub in schema[key]]
+    if isinstance(schema.get("not"), dict):
+        negated = _reduce(schema["not"])
+        if negated:  # `not: {}` would reject everything once the negated keywords are dropped
+            out["not"] = negated
     if schema.get("nullable") and "type" in out:
         out["type"] = [out["type"], "null"]
         if "enum" in out:
