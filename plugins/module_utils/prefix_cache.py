@@ -70,9 +70,9 @@ def split_endpoint(endpoint: str) -> tuple[str, str]:
     """(host, port) of `IP:port` as Go's net.JoinHostPort writes it (`[v6]:port` for IPv6)."""
     endpoint = endpoint.strip()
     if endpoint.startswith("["):
-        host, _, rest = endpoint[1:].partition("]")
+        host, _sep, rest = endpoint[1:].partition("]")
         return host, rest.lstrip(":")
-    host, _, port = endpoint.rpartition(":")
+    host, _sep, port = endpoint.rpartition(":")
     return (host, port) if host else (endpoint, "")
 
 

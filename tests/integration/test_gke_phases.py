@@ -67,7 +67,7 @@ def kill_site_during(emulator, ansible_env, gateway_port, op_type: str, known: i
             assert operations(emulator, op_type)[-1]["status"] != "DONE"
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
-            output, _ = proc.communicate(timeout=30)
+            output, _errors = proc.communicate(timeout=30)
     return output
 
 

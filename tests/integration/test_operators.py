@@ -137,7 +137,7 @@ def test_check_then_converge_and_the_secret_never_printed(playbook, tmp_path):
         # The gate of before (CertManager/cluster Available) times out on the operator as it is,
         # naming CertManager/cluster; the gate of the role passed above.
         execute = tasks_runner(playbook, tmp_path)
-        _, (old_gate,) = execute(
+        _run, (old_gate,) = execute(
             [
                 {
                     "llmd.gke.k8s_ready_info": {

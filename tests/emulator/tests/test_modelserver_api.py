@@ -204,8 +204,7 @@ def test_epp_logs_and_prefix_affinity(served):
 
 def test_epp_at_upstream_default_verbosity_logs_nothing_per_request(tmp_path):
     with running_kube(tmp_path, time_scale=0.001) as kube:
-        kube.install_crds()
-        kube.namespace("opendatahub")
+        kube.install_kserve()
         kube.create(gateway("inference-gateway", "opendatahub"))
         kube.namespace("llm")
         kube.create(llmisvc("quiet", "llm", router=router("quiet", "llm")))

@@ -226,7 +226,7 @@ class LLMInferenceServices:
         except json.JSONDecodeError as err:
             raise PresetError(f"failed to load ingress config: {err}") from err
         gateway = ingress.get("kserveIngressGateway", "")
-        gw_ns, _, gw_name = gateway.rpartition("/")
+        gw_ns, _slash, gw_name = gateway.rpartition("/")
         return {
             "systemNamespace": system_ns,
             "ingressGatewayName": gw_name,
@@ -676,7 +676,7 @@ def _backend_supported(route: Obj | None, group: str) -> str:
 
 def _attach_model(pod_spec: Obj, uri: str, global_config: Obj) -> None:
     """attachModelArtifacts (workload_storage.go): hf:// and s3:// get the storage initializer."""
-    scheme, sep, _ = uri.partition("://")
+    scheme, sep, _rest = uri.partition("://")
     if not sep:
         raise PresetError(f"invalid model URI: {uri}")
     if scheme in ("pvc", "oci"):

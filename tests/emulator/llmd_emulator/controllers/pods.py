@@ -301,7 +301,7 @@ class PodRunner:
         ready = timing["vllm_ready_seconds"]
         while (kill := probes.kill_time(main, result, ready)) is not None:
             await self._startup_logs(pod, main, ready, until=kill.at)
-            for _ in range(kill.failures):
+            for _failure in range(kill.failures):
                 self._event(pod, "Unhealthy", kill.message.replace("POD_IP", ip), "Warning")
             self._event(
                 pod,
