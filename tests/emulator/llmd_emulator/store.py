@@ -204,6 +204,7 @@ class Store:
         info = self._info(obj)
         obj = copy.deepcopy(obj)
         meta = _meta(obj)
+        requested = meta.get("name") or meta.get("generateName") or ""
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
         name = meta.get("name")
@@ -227,6 +228,8 @@ class Store:
         )
         meta.pop("deletionTimestamp", None)
         apply_defaults(info.group, info.kind, obj, None)
+        if info.group == "" and info.kind == "Pod":
+            self._admit_service_account(obj, namespace, requested)
         if info.group == CRD_GROUP and info.kind == "CustomResourceDefinition":
             self._prepare_crd(obj)
         if dry_run:
@@ -515,6 +518,17 @@ class Store:
             return
         self._logs = {k: v for k, v in self._logs.items() if k[0] != namespace}
         self._remove(self._kinds[("", "Namespace")], ("", namespace), None)
+
+    def _admit_service_account(self, pod: Obj, namespace: str, requested: str) -> None:
+        """The ServiceAccount admission plugin on pod creation: the account must exist
+        (kubernetes plugin/pkg/admission/serviceaccount/admission.go, Admit)."""
+        account = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+        if self.get("v1", "ServiceAccount", account, namespace) is None:
+            raise Forbidden(
+                f'pods "{requested}" is forbidden: error looking up service account '
+                f'{namespace}/{account}: serviceaccount "{account}" not found',
+                {"name": requested, "kind": "pods"},
+            )
 
     def _create_default_service_account(self, namespace: str) -> None:
         self.create(

@@ -1,0 +1,197 @@
+"""The emulated control plane through clients we did not write: kubernetes.core's modules run as
+users run them (one batched playbook), kubectl rollout status / wait and helm --wait.
+
+Each check here is a row of docs/conformance.md ("Kubernetes API and controllers").
+"""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from support import run_playbook, run_tool
+
+NS = "upstream"
+
+
+def _workload(kind: str, name: str, spec: dict | None = None, pod: dict | None = None) -> dict:
+    pod_spec = {"containers": [{"name": "app", "image": "nginx:1.27"}], **(pod or {})}
+    body = {
+        "apiVersion": "batch/v1" if kind == "Job" else "apps/v1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec},
+            **(spec or {}),
+        },
+    }
+    if kind != "Job":
+        body["spec"]["selector"] = {"matchLabels": {"app": name}}
+    return body
+
+
+STATEFULSET = _workload("StatefulSet", "db", {"replicas": 2, "serviceName": "db"})
+DAEMONSET = _workload("DaemonSet", "agent")
+JOB = _workload("Job", "once", pod={"restartPolicy": "Never"})
+DEPLOYMENT = _workload("Deployment", "web", {"replicas": 1})
+NO_ACCOUNT = _workload("Deployment", "orphan", {"replicas": 1}, {"serviceAccountName": "ghost"})
+CONFIGMAP = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "conf", "namespace": NS},
+    "data": {"a": "1"},
+}
+
+
+def _k8s(name: str, definition: dict, **options) -> dict:
+    return {"name": name, "kubernetes.core.k8s": {"definition": definition, **options}}
+
+
+def _scale(name: str, replicas: int) -> dict:
+    return {
+        "name": name,
+        "kubernetes.core.k8s_scale": {
+            "api_version": "apps/v1",
+            "kind": "Deployment",
+            "name": "web",
+            "namespace": NS,
+            "replicas": replicas,
+            "wait": True,
+            "wait_timeout": 30,
+            "wait_sleep": 1,
+        },
+    }
+
+
+HIDDEN = ["metadata.managedFields", "metadata.annotations"]
+
+
+def playbook() -> str:
+    with_c = {**CONFIGMAP, "data": {"a": "1", "c": "3"}}
+    wait = {"wait": True, "wait_timeout": 30, "wait_sleep": 1}
+    tasks = [
+        {"name": "namespace", "kubernetes.core.k8s": {"kind": "Namespace", "name": NS}},
+        _k8s("statefulset", STATEFULSET, **wait),
+        _k8s("daemonset", DAEMONSET, **wait),
+        _k8s("job", JOB, **wait, wait_condition={"type": "Complete", "status": "True"}),
+        _k8s("deployment", DEPLOYMENT, **wait),
+        _scale("scale to zero", 0),
+        _scale("scale back", 2),
+        {**_k8s("no account", NO_ACCOUNT, wait=True, wait_timeout=3), "ignore_errors": True},
+        _k8s("apply", CONFIGMAP, apply=True),
+        {**_k8s("check c", with_c, apply=True), "check_mode": True},
+        _k8s("hidden c", with_c, apply=True, hidden_fields=HIDDEN),
+        _k8s("hidden c again", with_c, apply=True, hidden_fields=HIDDEN),
+        _k8s("apply a key more", {**CONFIGMAP, "data": {"a": "1", "b": "2"}}, apply=True),
+        _k8s("apply again", {**CONFIGMAP, "data": {"a": "1", "b": "2"}}, apply=True),
+        _k8s("apply a key less", {**CONFIGMAP, "data": {"b": "2"}}, apply=True),
+    ]
+    return yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}])
+
+
+def test_kubernetes_core_modules(ansible_env: dict[str, str], emulator) -> None:
+    rc, output, results = run_playbook(playbook(), ansible_env)
+
+    def one(name: str, failed: bool = False) -> dict:
+        (result,) = results[name]
+        assert bool(result.get("failed")) is failed, json.dumps(result)[:3000]
+        return result
+
+    sts = one("statefulset")["result"]
+    assert sts["spec"]["updateStrategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"partition": 0},
+    }
+    assert sts["spec"]["podManagementPolicy"] == "OrderedReady"
+    assert sts["spec"]["revisionHistoryLimit"] == 10
+    assert sts["status"]["readyReplicas"] == 2
+    assert one("daemonset")["result"]["status"]["numberReady"] == 1
+    assert one("job")["result"]["status"]["succeeded"] == 1
+    assert one("deployment")["result"]["status"]["availableReplicas"] == 1
+    zero = one("scale to zero")["result"]
+    # kube-controller-manager writes no count at 0 replicas (omitempty int32 fields)
+    assert zero["spec"]["replicas"] == 0
+    assert not {"replicas", "availableReplicas", "readyReplicas"} & set(zero["status"])
+    assert one("scale back")["result"]["status"]["availableReplicas"] == 2
+    failed = one("no account", failed=True)
+    assert "Timed out" in failed["msg"] or "timed out" in failed["msg"].lower(), failed["msg"]
+    assert failed["result"]["status"]["unavailableReplicas"] == 1
+    (rs,) = [
+        r for r in emulator.objects("ReplicaSet", NS) if r["metadata"]["name"].startswith("orphan")
+    ]
+    (cond,) = rs["status"]["conditions"]
+    assert cond["type"] == "ReplicaFailure" and cond["reason"] == "FailedCreate"
+    assert 'serviceaccount "ghost" not found' in cond["message"]
+    assert one("apply")["changed"] is True
+    assert one("check c")["changed"] is True
+    hidden = one("hidden c")
+    assert hidden["changed"] is True and hidden["result"]["data"] == {"a": "1", "c": "3"}
+    assert "annotations" not in hidden["result"]["metadata"]
+    assert one("hidden c again")["changed"] is False
+    added = one("apply a key more")
+    assert added["changed"] is True and added["result"]["data"] == {"a": "1", "b": "2"}
+    assert one("apply again")["changed"] is False
+    less = one("apply a key less")
+    assert less["changed"] is True and less["result"]["data"] == {"b": "2"}
+    assert rc == 0, output[-3000:]  # the failed wait on the orphan is ignored
+    events = [
+        e
+        for e in emulator.objects("Event", NS)
+        if e["involvedObject"]["name"] == rs["metadata"]["name"]
+    ]
+    assert any(
+        e["reason"] == "FailedCreate"
+        and e["type"] == "Warning"
+        and e["source"]["component"] == "replicaset-controller"
+        for e in events
+    ), events
+    orphans = [p for p in emulator.objects("Pod", NS) if p["metadata"]["name"].startswith("orphan")]
+    assert not orphans
+
+
+ROLLOUT_NS = "rollout"
+
+
+def test_kubectl_rollout_status_and_wait(ansible_env: dict[str, str], emulator) -> None:
+    def kubectl(*args: str, stdin: str | None = None, check: bool = True):
+        return run_tool(
+            "kubectl", "-n", ROLLOUT_NS, *args, env=ansible_env, stdin=stdin, check=check
+        )
+
+    def named(body: dict, name: str) -> dict:
+        return {**body, "metadata": {"name": name, "namespace": ROLLOUT_NS}}
+
+    zero = named(DEPLOYMENT, "zero")
+    zero["spec"] = {**zero["spec"], "replicas": 0}
+    orphan = named(NO_ACCOUNT, "stuck")
+    orphan["spec"] = {**orphan["spec"], "progressDeadlineSeconds": 120}
+    manifest = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ROLLOUT_NS}},
+        zero,
+        named(STATEFULSET, "db"),
+        orphan,
+    ]
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(manifest))
+    done = kubectl("rollout", "status", "deployment/zero", "--timeout=30s")
+    assert 'deployment "zero" successfully rolled out' in done.stdout
+    kubectl("wait", "--for=condition=Available", "deployment/zero", "--timeout=30s")
+    sts = kubectl("rollout", "status", "statefulset/db", "--timeout=30s")
+    assert "partitioned roll out complete" in sts.stdout or "roll out complete" in sts.stdout
+    stuck = kubectl("rollout", "status", "deployment/stuck", "--timeout=60s", check=False)
+    assert stuck.returncode == 1
+    assert 'deployment "stuck" exceeded its progress deadline' in stuck.stderr, stuck.stderr
+    (deploy,) = [
+        d for d in emulator.objects("Deployment", ROLLOUT_NS) if d["metadata"]["name"] == "stuck"
+    ]
+    conds = {c["type"]: c for c in deploy["status"]["conditions"]}
+    assert conds["Available"]["reason"] == "MinimumReplicasUnavailable"
+    assert conds["Progressing"]["status"] == "False"
+    assert conds["Progressing"]["reason"] == "ProgressDeadlineExceeded"
+    assert conds["ReplicaFailure"]["reason"] == "FailedCreate"
+    (zero_now,) = [
+        d for d in emulator.objects("Deployment", ROLLOUT_NS) if d["metadata"]["name"] == "zero"
+    ]
+    assert [(c["type"], c["reason"]) for c in zero_now["status"]["conditions"]] == [
+        ("Available", "MinimumReplicasAvailable"),
+        ("Progressing", "NewReplicaSetAvailable"),
+    ]
