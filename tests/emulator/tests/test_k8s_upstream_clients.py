@@ -105,9 +105,36 @@ def test_kubernetes_core_modules(ansible_env: dict[str, str], emulator) -> None:
     assert sts["spec"]["podManagementPolicy"] == "OrderedReady"
     assert sts["spec"]["revisionHistoryLimit"] == 10
     assert sts["status"]["readyReplicas"] == 2
-    assert one("daemonset")["result"]["status"]["numberReady"] == 1
-    assert one("job")["result"]["status"]["succeeded"] == 1
-    assert one("deployment")["result"]["status"]["availableReplicas"] == 1
+    template = sts["spec"]["template"]["spec"]
+    assert (template["dnsPolicy"], template["schedulerName"]) == (
+        "ClusterFirst",
+        "default-scheduler",
+    )
+    assert template["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+    daemonset = one("daemonset")["result"]
+    assert daemonset["spec"]["updateStrategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0},
+    }
+    assert daemonset["status"]["numberReady"] == 1
+    assert "numberUnavailable" not in daemonset["status"]
+    job = one("job")["result"]
+    assert {k: job["spec"][k] for k in ("completions", "parallelism", "backoffLimit")} == {
+        "completions": 1,
+        "parallelism": 1,
+        "backoffLimit": 6,
+    }
+    assert job["spec"]["completionMode"] == "NonIndexed" and job["spec"]["suspend"] is False
+    assert job["status"]["succeeded"] == 1 and "active" not in job["status"]
+    assert (job["status"]["ready"], job["status"]["terminating"]) == (0, 0)
+    deployment = one("deployment")["result"]
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
+    }
+    assert deployment["spec"]["progressDeadlineSeconds"] == 600
+    assert deployment["spec"]["revisionHistoryLimit"] == 10
+    assert deployment["status"]["availableReplicas"] == 1
     zero = one("scale to zero")["result"]
     # kube-controller-manager writes no count at 0 replicas (omitempty int32 fields)
     assert zero["spec"]["replicas"] == 0
@@ -170,8 +197,20 @@ def test_kubectl_rollout_status_and_wait(ansible_env: dict[str, str], emulator) 
         zero,
         named(STATEFULSET, "db"),
         orphan,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "db", "namespace": ROLLOUT_NS},
+            "spec": {"selector": {"app": "db"}, "ports": [{"port": 80}]},
+        },
     ]
     kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(manifest))
+    service = json.loads(kubectl("get", "service", "db", "-o", "json").stdout)["spec"]
+    assert service["ports"] == [{"port": 80, "protocol": "TCP", "targetPort": 80}]
+    assert (service["type"], service["sessionAffinity"]) == ("ClusterIP", "None")
+    assert service["internalTrafficPolicy"] == "Cluster"
+    assert (service["ipFamilies"], service["ipFamilyPolicy"]) == (["IPv4"], "SingleStack")
+    assert "externalTrafficPolicy" not in service
     done = kubectl("rollout", "status", "deployment/zero", "--timeout=30s")
     assert 'deployment "zero" successfully rolled out' in done.stdout
     kubectl("wait", "--for=condition=Available", "deployment/zero", "--timeout=30s")
