@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from .k8s.defaults import apply_defaults
+from .k8s.defaults import apply_defaults, apply_schema_defaults
 from .k8s.kinds import BUILTIN_KINDS, VIRTUAL_KINDS, KindInfo, kinds_from_crd
 from .k8s.selectors import field_predicate, label_predicate
 
@@ -228,6 +228,8 @@ class Store:
         )
         meta.pop("deletionTimestamp", None)
         apply_defaults(info.group, info.kind, obj, None)
+        if not info.builtin:
+            apply_schema_defaults(info.schemas, obj)
         if info.group == "" and info.kind == "Pod":
             self._admit_service_account(obj, namespace, requested)
         if info.group == CRD_GROUP and info.kind == "CustomResourceDefinition":
@@ -254,6 +256,8 @@ class Store:
                 new["status"] = copy.deepcopy(old["status"])
         self._keep_server_metadata(new, old)
         apply_defaults(info.group, info.kind, new, old)
+        if not info.builtin:
+            apply_schema_defaults(info.schemas, new)
         if info.group == CRD_GROUP and info.kind == "CustomResourceDefinition":
             self._prepare_crd(new)
         if self._spec_changed(info, old, new):
@@ -268,6 +272,8 @@ class Store:
             new["status"] = copy.deepcopy(obj["status"])
         else:
             new.pop("status", None)
+        if not info.builtin:
+            apply_schema_defaults(info.schemas, new)
         return self._write(info, key, old, new, dry_run)
 
     def delete(

@@ -234,3 +234,68 @@ def test_kubectl_rollout_status_and_wait(ansible_env: dict[str, str], emulator) 
         ("Available", "MinimumReplicasAvailable"),
         ("Progressing", "NewReplicaSetAvailable"),
     ]
+
+
+DEFAULTED_CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: dials.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {kind: Dial, plural: dials, singular: dial}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            default: {}
+            properties:
+              level: {type: integer, default: 3}
+              mode: {type: string, default: auto}
+              knobs:
+                type: array
+                items:
+                  type: object
+                  properties:
+                    turns: {type: integer, default: 1}
+              labels:
+                type: object
+                additionalProperties:
+                  type: object
+                  properties:
+                    enabled: {type: boolean, default: true}
+"""
+
+
+def test_crd_schema_defaults(ansible_env: dict[str, str], emulator) -> None:
+    def kubectl(*args: str, stdin: str | None = None):
+        return run_tool("kubectl", *args, env=ansible_env, stdin=stdin)
+
+    kubectl("apply", "-f", "-", stdin=DEFAULTED_CRD)
+    kubectl("wait", "--for=condition=Established", "crd/dials.example.com", "--timeout=30s")
+    dials = [
+        {"apiVersion": "example.com/v1", "kind": "Dial", "metadata": {"name": "bare"}},
+        {
+            "apiVersion": "example.com/v1",
+            "kind": "Dial",
+            "metadata": {"name": "set"},
+            "spec": {"level": 7, "knobs": [{}, {"turns": 4}], "labels": {"a": {}}},
+        },
+    ]
+    kubectl("apply", "-n", "default", "-f", "-", stdin=yaml.safe_dump_all(dials))
+    got = json.loads(kubectl("get", "dials", "-n", "default", "-o", "json").stdout)["items"]
+    specs = {d["metadata"]["name"]: d["spec"] for d in got}
+    assert specs["bare"] == {"level": 3, "mode": "auto"}
+    assert specs["set"] == {
+        "level": 7,
+        "mode": "auto",
+        "knobs": [{"turns": 1}, {"turns": 4}],
+        "labels": {"a": {"enabled": True}},
+    }

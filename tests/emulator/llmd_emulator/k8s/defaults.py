@@ -10,6 +10,7 @@ is named there.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import itertools
 from typing import Any
@@ -243,3 +244,46 @@ def apply_defaults(group: str, kind: str, obj: dict[str, Any], old: dict[str, An
     defaulter = _DEFAULTERS.get((group, kind))
     if defaulter:
         defaulter(obj, old)
+
+
+def _default_structural(value: Any, schema: Any) -> None:
+    """apiextensions-apiserver schema/defaulting Default: a property with `default:` that is
+    absent (or null without `nullable`) gets a copy of it; then recurse into properties,
+    additionalProperties and items."""
+    if not isinstance(schema, dict):
+        return
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        for name, prop in properties.items():
+            if not isinstance(prop, dict) or prop.get("default") is None:
+                continue
+            if name not in value or (value[name] is None and not prop.get("nullable")):
+                value[name] = copy.deepcopy(prop["default"])
+        extra = schema.get("additionalProperties")
+        for name in list(value):
+            if name in properties:
+                _default_structural(value[name], properties[name])
+            elif isinstance(extra, dict):
+                if value[name] is None and not extra.get("nullable") and "default" in extra:
+                    value[name] = copy.deepcopy(extra["default"])
+                _default_structural(value[name], extra)
+    elif isinstance(value, list):
+        items = schema.get("items")
+        for index, item in enumerate(value):
+            if isinstance(items, dict):
+                if item is None and not items.get("nullable") and "default" in items:
+                    value[index] = copy.deepcopy(items["default"])
+                _default_structural(value[index], items)
+
+
+def apply_schema_defaults(schemas: dict[str, Any], obj: dict[str, Any]) -> None:
+    """Defaults of a custom resource from its CRD's openAPIV3Schema for obj's version
+    (metadata is left alone: only name and generateName may carry defaults there)."""
+    version = str(obj.get("apiVersion") or "").rpartition("/")[2]
+    schema = schemas.get(version)
+    if not isinstance(schema, dict):
+        return
+    body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
+    properties = {k: v for k, v in (schema.get("properties") or {}).items() if k != "metadata"}
+    _default_structural(body, {**schema, "properties": properties})
+    obj.update(body)
