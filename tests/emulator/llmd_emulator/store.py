@@ -116,6 +116,8 @@ class Store:
         self._history: deque[tuple[int, str, Obj]] = deque(maxlen=HISTORY_LIMIT)
         self._subscribers: list[Subscriber] = []
         self._logs: dict[tuple[str, str, str], list[str]] = {}
+        # the log of each container's previous instance (the kubelet keeps one)
+        self._previous_logs: dict[tuple[str, str, str], list[str]] = {}
         for info in BUILTIN_KINDS:
             self._kinds[(info.group, info.kind)] = info
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
@@ -328,8 +330,16 @@ class Store:
     def add_log(self, namespace: str, pod: str, container: str, line: str) -> None:
         self._logs.setdefault((namespace, pod, container), []).append(line.rstrip("\n"))
 
-    def logs(self, namespace: str, pod: str, container: str) -> list[str]:
-        return list(self._logs.get((namespace, pod, container), ()))
+    def logs(
+        self, namespace: str, pod: str, container: str, *, previous: bool = False
+    ) -> list[str]:
+        source = self._previous_logs if previous else self._logs
+        return list(source.get((namespace, pod, container), ()))
+
+    def restart_log(self, namespace: str, pod: str, container: str) -> None:
+        """A new instance of the container starts: its log is new, the last one is previous."""
+        key = (namespace, pod, container)
+        self._previous_logs[key] = self._logs.pop(key, [])
 
     def record_event(
         self,
@@ -523,6 +533,7 @@ class Store:
         if any(k[0] == namespace for b in self._objects.values() for k in b):
             return
         self._logs = {k: v for k, v in self._logs.items() if k[0] != namespace}
+        self._previous_logs = {k: v for k, v in self._previous_logs.items() if k[0] != namespace}
         self._remove(self._kinds[("", "Namespace")], ("", namespace), None)
 
     def _admit_service_account(self, pod: Obj, namespace: str, requested: str) -> None:
