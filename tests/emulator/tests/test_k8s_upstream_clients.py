@@ -299,3 +299,33 @@ def test_crd_schema_defaults(ansible_env: dict[str, str], emulator) -> None:
         "knobs": [{"turns": 1}, {"turns": 4}],
         "labels": {"a": {"enabled": True}},
     }
+
+
+def test_helm_wait_on_defaulted_workloads(tmp_path, ansible_env: dict[str, str], emulator) -> None:
+    """helm --wait reads the StatefulSet's defaulted updateStrategy and the status of a
+    Deployment at 0 replicas and of a DaemonSet."""
+    chart = tmp_path / "chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: waits\nversion: 0.1.0\n")
+    objects = [
+        {**DEPLOYMENT, "metadata": {"name": "idle"}, "spec": {**DEPLOYMENT["spec"], "replicas": 0}},
+        {**STATEFULSET, "metadata": {"name": "db"}},
+        {**DAEMONSET, "metadata": {"name": "agent"}},
+    ]
+    (chart / "templates" / "all.yaml").write_text(yaml.safe_dump_all(objects))
+    installed = run_tool(
+        "helm",
+        "install",
+        "waits",
+        str(chart),
+        "-n",
+        "helm-waits",
+        "--create-namespace",
+        "--wait",
+        "--timeout",
+        "60s",
+        env=ansible_env,
+    )
+    assert "STATUS: deployed" in installed.stdout
+    (sts,) = emulator.objects("StatefulSet", "helm-waits")
+    assert sts["status"]["readyReplicas"] == 2
