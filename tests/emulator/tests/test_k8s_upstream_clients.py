@@ -329,3 +329,47 @@ def test_helm_wait_on_defaulted_workloads(tmp_path, ansible_env: dict[str, str],
     assert "STATUS: deployed" in installed.stdout
     (sts,) = emulator.objects("StatefulSet", "helm-waits")
     assert sts["status"]["readyReplicas"] == 2
+
+
+def test_server_side_apply_conflicts_as_kubectl_reports_them(ansible_env, emulator) -> None:
+    def apply(manager: str, body: dict, *extra: str):
+        return run_tool(
+            "kubectl",
+            "apply",
+            "--server-side",
+            f"--field-manager={manager}",
+            *extra,
+            "-f",
+            "-",
+            env=ansible_env,
+            stdin=yaml.safe_dump(body),
+            check=False,
+        )
+
+    base = {**DEPLOYMENT, "metadata": {"name": "ssa", "namespace": "default"}}
+    assert apply("first", base).returncode == 0
+    pod = base["spec"]["template"]["spec"]
+    other = {
+        **base,
+        "spec": {
+            **base["spec"],
+            "replicas": 3,
+            "template": {
+                **base["spec"]["template"],
+                "spec": {**pod, "containers": [{"name": "app", "image": "nginx:1.28"}]},
+            },
+        },
+    }
+    refused = apply("second", other)
+    assert refused.returncode == 1
+    assert 'Apply failed with 2 conflicts: conflicts with "first":' in refused.stderr
+    assert "- .spec.replicas" in refused.stderr
+    assert '- .spec.template.spec.containers[name="app"].image' in refused.stderr
+    one = {**base, "spec": {**base["spec"], "replicas": 2}}
+    single = apply("second", one)
+    assert 'Apply failed with 1 conflict: conflict with "first": .spec.replicas' in single.stderr
+    assert apply("second", one, "--force-conflicts").returncode == 0
+    (deploy,) = [
+        d for d in emulator.objects("Deployment", "default") if d["metadata"]["name"] == "ssa"
+    ]
+    assert deploy["spec"]["replicas"] == 2
