@@ -77,6 +77,18 @@ def playbook() -> str:
         _k8s("deployment", DEPLOYMENT, **wait),
         _scale("scale to zero", 0),
         _scale("scale back", 2),
+        {
+            "name": "info with wait",
+            "kubernetes.core.k8s_info": {
+                "api_version": "apps/v1",
+                "kind": "Deployment",
+                "name": "web",
+                "namespace": NS,
+                "wait": True,
+                "wait_timeout": 30,
+                "wait_sleep": 1,
+            },
+        },
         {**_k8s("no account", NO_ACCOUNT, wait=True, wait_timeout=3), "ignore_errors": True},
         _k8s("apply", CONFIGMAP, apply=True),
         {**_k8s("check c", with_c, apply=True), "check_mode": True},
@@ -140,6 +152,8 @@ def test_kubernetes_core_modules(ansible_env: dict[str, str], emulator) -> None:
     assert zero["spec"]["replicas"] == 0
     assert not {"replicas", "availableReplicas", "readyReplicas"} & set(zero["status"])
     assert one("scale back")["result"]["status"]["availableReplicas"] == 2
+    (info,) = one("info with wait")["resources"]
+    assert info["status"]["readyReplicas"] == info["spec"]["replicas"] == 2
     failed = one("no account", failed=True)
     assert "Timed out" in failed["msg"] or "timed out" in failed["msg"].lower(), failed["msg"]
     assert failed["result"]["status"]["unavailableReplicas"] == 1
