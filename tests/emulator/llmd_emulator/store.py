@@ -118,6 +118,8 @@ class Store:
         self._logs: dict[tuple[str, str, str], list[str]] = {}
         # the log of each container's previous instance (the kubelet keeps one)
         self._previous_logs: dict[tuple[str, str, str], list[str]] = {}
+        # lines tests inject (admin POST /logs): every instance of the container prints them
+        self._injected_logs: dict[tuple[str, str, str], list[str]] = {}
         for info in BUILTIN_KINDS:
             self._kinds[(info.group, info.kind)] = info
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
@@ -336,10 +338,17 @@ class Store:
         source = self._previous_logs if previous else self._logs
         return list(source.get((namespace, pod, container), ()))
 
+    def inject_log(self, namespace: str, pod: str, container: str, line: str) -> None:
+        """A test's line: in the current log and in the log of every later instance."""
+        self._injected_logs.setdefault((namespace, pod, container), []).append(line.rstrip("\n"))
+        self.add_log(namespace, pod, container, line)
+
     def restart_log(self, namespace: str, pod: str, container: str) -> None:
         """A new instance of the container starts: its log is new, the last one is previous."""
         key = (namespace, pod, container)
         self._previous_logs[key] = self._logs.pop(key, [])
+        if key in self._injected_logs:
+            self._logs[key] = list(self._injected_logs[key])
 
     def record_event(
         self,
@@ -534,6 +543,7 @@ class Store:
             return
         self._logs = {k: v for k, v in self._logs.items() if k[0] != namespace}
         self._previous_logs = {k: v for k, v in self._previous_logs.items() if k[0] != namespace}
+        self._injected_logs = {k: v for k, v in self._injected_logs.items() if k[0] != namespace}
         self._remove(self._kinds[("", "Namespace")], ("", namespace), None)
 
     def _admit_service_account(self, pod: Obj, namespace: str, requested: str) -> None:
