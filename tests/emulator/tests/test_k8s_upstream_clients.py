@@ -7,9 +7,14 @@ Each check here is a row of docs/conformance.md ("Kubernetes API and controllers
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import yaml
 from support import run_playbook, run_tool
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+import upstream  # noqa: E402
 
 NS = "upstream"
 
@@ -387,3 +392,47 @@ def test_server_side_apply_conflicts_as_kubectl_reports_them(ansible_env, emulat
         d for d in emulator.objects("Deployment", "default") if d["metadata"]["name"] == "ssa"
     ]
     assert deploy["spec"]["replicas"] == 2
+
+
+def test_gateway_status_address_defaulted_then_validated(ansible_env, emulator) -> None:
+    """Gateway API's status.addresses items: `type` defaults to IPAddress, then the oneOf (the
+    IPAddress branch, or `not` IPAddress) holds: defaulting runs before validation."""
+    crds = str(upstream.paths()["gateway_api"])  # the pinned Gateway API release's CRDs
+    run_tool("kubectl", "apply", "--server-side", "-f", crds, env=ansible_env)
+    run_tool(
+        "kubectl",
+        "wait",
+        "--for=condition=Established",
+        "crd/gateways.gateway.networking.k8s.io",
+        "--timeout=30s",
+        env=ansible_env,
+    )
+    gateway = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "gw", "namespace": "default"},
+        "spec": {
+            "gatewayClassName": "none",
+            "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
+        },
+    }
+    run_tool("kubectl", "apply", "-f", "-", env=ansible_env, stdin=yaml.safe_dump(gateway))
+    patch = json.dumps({"status": {"addresses": [{"value": "10.0.0.1"}]}})
+    patched = run_tool(
+        "kubectl",
+        *("patch", "gateway", "gw", "-n", "default", "--subresource=status", "--type=merge"),
+        *("-p", patch, "-o", "json"),
+        env=ansible_env,
+    )
+    status = json.loads(patched.stdout)["status"]
+    assert status["addresses"] == [{"type": "IPAddress", "value": "10.0.0.1"}]
+    listener = json.loads(
+        run_tool(
+            "kubectl", "get", "gateway", "gw", "-n", "default", "-o", "json", env=ansible_env
+        ).stdout
+    )["spec"]["listeners"][0]
+    assert listener["allowedRoutes"] == {"namespaces": {"from": "Same"}}
+    relabel = run_tool(
+        "kubectl", "label", "gateway", "gw", "-n", "default", "tier=edge", env=ansible_env
+    )
+    assert "labeled" in relabel.stdout

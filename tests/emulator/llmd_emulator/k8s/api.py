@@ -28,6 +28,7 @@ from ..store import (
 )
 from . import discovery, protobuf
 from .apply import server_side_apply
+from .defaults import apply_schema_defaults
 from .kinds import SCALE_PATHS, VIRTUAL_KINDS, KindInfo
 from .patch import json_merge_patch, json_patch, parse_json, strategic_merge_patch
 from .selectors import SelectorError, field_predicate, label_predicate
@@ -414,6 +415,8 @@ class ApiServer:
 
     def _validate(self, target: Target, obj: dict[str, Any]) -> None:
         if not target.info.builtin:
+            # decode, default, then validate (as the apiextensions-apiserver orders them)
+            apply_schema_defaults(target.info.schemas, obj)
             validate_custom(target.info, target.api_version.rpartition("/")[2], obj)
 
     @staticmethod

@@ -36,6 +36,9 @@ def _reduce(schema: Any) -> Any:
     for key in _COMBINATORS:
         if key in schema:
             out[key] = [_reduce(sub) for sub in schema[key]]
+    if isinstance(schema.get("not"), dict):
+        # kept: without it a oneOf whose branches differ by `not` matches both branches
+        out["not"] = _reduce(schema["not"])
     if schema.get("nullable") and "type" in out:
         out["type"] = [out["type"], "null"]
         if "enum" in out:
