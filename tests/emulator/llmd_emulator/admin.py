@@ -86,7 +86,7 @@ def build_admin_app(emu: Emulator) -> web.Application:
         body = await request.json()
         try:
             for line in body["lines"]:
-                emu.store.add_log(body["namespace"], body["pod"], body["container"], line)
+                emu.store.inject_log(body["namespace"], body["pod"], body["container"], line)
         except (KeyError, TypeError) as exc:
             return _json_error(f"logs need namespace, pod, container and lines: {exc}")
         return web.json_response({"added": len(body["lines"])})

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from .k8s.defaults import apply_defaults
+from .k8s.defaults import apply_defaults, apply_schema_defaults
 from .k8s.kinds import BUILTIN_KINDS, VIRTUAL_KINDS, KindInfo, kinds_from_crd
 from .k8s.selectors import field_predicate, label_predicate
 
@@ -116,6 +116,10 @@ class Store:
         self._history: deque[tuple[int, str, Obj]] = deque(maxlen=HISTORY_LIMIT)
         self._subscribers: list[Subscriber] = []
         self._logs: dict[tuple[str, str, str], list[str]] = {}
+        # the log of each container's previous instance (the kubelet keeps one)
+        self._previous_logs: dict[tuple[str, str, str], list[str]] = {}
+        # lines tests inject (admin POST /logs): every instance of the container prints them
+        self._injected_logs: dict[tuple[str, str, str], list[str]] = {}
         for info in BUILTIN_KINDS:
             self._kinds[(info.group, info.kind)] = info
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
@@ -204,6 +208,7 @@ class Store:
         info = self._info(obj)
         obj = copy.deepcopy(obj)
         meta = _meta(obj)
+        requested = meta.get("name") or meta.get("generateName") or ""
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
         name = meta.get("name")
@@ -227,6 +232,10 @@ class Store:
         )
         meta.pop("deletionTimestamp", None)
         apply_defaults(info.group, info.kind, obj, None)
+        if not info.builtin:
+            apply_schema_defaults(info.schemas, obj)
+        if info.group == "" and info.kind == "Pod":
+            self._admit_service_account(obj, namespace, requested)
         if info.group == CRD_GROUP and info.kind == "CustomResourceDefinition":
             self._prepare_crd(obj)
         if dry_run:
@@ -251,6 +260,8 @@ class Store:
                 new["status"] = copy.deepcopy(old["status"])
         self._keep_server_metadata(new, old)
         apply_defaults(info.group, info.kind, new, old)
+        if not info.builtin:
+            apply_schema_defaults(info.schemas, new)
         if info.group == CRD_GROUP and info.kind == "CustomResourceDefinition":
             self._prepare_crd(new)
         if self._spec_changed(info, old, new):
@@ -265,6 +276,8 @@ class Store:
             new["status"] = copy.deepcopy(obj["status"])
         else:
             new.pop("status", None)
+        if not info.builtin:
+            apply_schema_defaults(info.schemas, new)
         return self._write(info, key, old, new, dry_run)
 
     def delete(
@@ -319,8 +332,23 @@ class Store:
     def add_log(self, namespace: str, pod: str, container: str, line: str) -> None:
         self._logs.setdefault((namespace, pod, container), []).append(line.rstrip("\n"))
 
-    def logs(self, namespace: str, pod: str, container: str) -> list[str]:
-        return list(self._logs.get((namespace, pod, container), ()))
+    def logs(
+        self, namespace: str, pod: str, container: str, *, previous: bool = False
+    ) -> list[str]:
+        source = self._previous_logs if previous else self._logs
+        return list(source.get((namespace, pod, container), ()))
+
+    def inject_log(self, namespace: str, pod: str, container: str, line: str) -> None:
+        """A test's line: in the current log and in the log of every later instance."""
+        self._injected_logs.setdefault((namespace, pod, container), []).append(line.rstrip("\n"))
+        self.add_log(namespace, pod, container, line)
+
+    def restart_log(self, namespace: str, pod: str, container: str) -> None:
+        """A new instance of the container starts: its log is new, the last one is previous."""
+        key = (namespace, pod, container)
+        self._previous_logs[key] = self._logs.pop(key, [])
+        if key in self._injected_logs:
+            self._logs[key] = list(self._injected_logs[key])
 
     def record_event(
         self,
@@ -514,7 +542,20 @@ class Store:
         if any(k[0] == namespace for b in self._objects.values() for k in b):
             return
         self._logs = {k: v for k, v in self._logs.items() if k[0] != namespace}
+        self._previous_logs = {k: v for k, v in self._previous_logs.items() if k[0] != namespace}
+        self._injected_logs = {k: v for k, v in self._injected_logs.items() if k[0] != namespace}
         self._remove(self._kinds[("", "Namespace")], ("", namespace), None)
+
+    def _admit_service_account(self, pod: Obj, namespace: str, requested: str) -> None:
+        """The ServiceAccount admission plugin on pod creation: the account must exist
+        (kubernetes plugin/pkg/admission/serviceaccount/admission.go, Admit)."""
+        account = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+        if self.get("v1", "ServiceAccount", account, namespace) is None:
+            raise Forbidden(
+                f'pods "{requested}" is forbidden: error looking up service account '
+                f'{namespace}/{account}: serviceaccount "{account}" not found',
+                {"name": requested, "kind": "pods"},
+            )
 
     def _create_default_service_account(self, namespace: str) -> None:
         self.create(

@@ -82,7 +82,12 @@ def test_crashloop_hugging_face(kube, scenario, name, status, needle):
     assert waiting["restartCount"] >= 1
     assert waiting["lastState"]["terminated"]["exitCode"] == 1
     pod = kube.list("v1", "Pod", ns, "kserve.io/component=workload")[0]
-    log = kube.logs(ns, pod["metadata"]["name"])
+    # The crashed instance's log, as `kubectl logs --previous` reads it: lastState.terminated
+    # (the current log is the restarted instance's once it runs again).
+    path = kube._path("v1", "Pod", ns, pod["metadata"]["name"]) + "/log"
+    response = kube.http.get(path, params={"container": "main", "previous": "true"})
+    assert response.status_code == 200, response.text
+    log = response.text.splitlines()
     assert any(needle in line for line in log)
     assert "Traceback (most recent call last):" in log
     wait_for(
@@ -101,6 +106,13 @@ def test_oom_killed(kube, scenario):
     )
     assert terminated["reason"] == "OOMKilled"
     assert terminated["exitCode"] == 137
+    # The log of the killed instance, as `kubectl logs --previous` reads it (kubelet
+    # validateContainerLogStatus: lastState.terminated).
+    pod = kube.list("v1", "Pod", "oom", "kserve.io/component=workload")[0]
+    path = kube._path("v1", "Pod", "oom", pod["metadata"]["name"]) + "/log"
+    before = kube.http.get(path, params={"container": "main", "previous": "true"})
+    assert before.status_code == 200, before.text
+    assert "Loading weights took" in before.text
     wait_for(
         lambda: workload_condition(kube, "oom").get("reason") == "OOMKilled",
         what="MainWorkloadReady OOMKilled",

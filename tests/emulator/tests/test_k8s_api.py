@@ -339,6 +339,10 @@ def test_builtin_status_scale_and_strategic_merge(raw: Raw) -> None:
             "name": "a",
             "image": "a:1",
             "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}],
+            # SetDefaults_Container (k8s.io/kubernetes pkg/apis/core/v1/defaults.go)
+            "imagePullPolicy": "IfNotPresent",
+            "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "File",
         }
     ]
     json_patched = raw(

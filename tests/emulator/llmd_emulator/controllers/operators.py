@@ -243,6 +243,20 @@ class Operators:
                 "command": command,
                 "args": args,
             }
+            # The static resources' ServiceAccount (bindata/cert-manager-deployment/*/*-sa.yaml):
+            # without it the ServiceAccount admission refuses the operand's pods.
+            self._ensure(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ServiceAccount",
+                    "automountServiceAccountToken": True,
+                    "metadata": {
+                        "name": name,
+                        "namespace": CERT_MANAGER_NAMESPACE,
+                        "labels": dict(labels),
+                    },
+                }
+            )
             deploy = _deployment(name, CERT_MANAGER_NAMESPACE, labels, container)
             deploy["spec"]["template"]["spec"]["serviceAccountName"] = name
             deploy = self._ensure(deploy)

@@ -223,6 +223,11 @@ class PodRunner:
         self._write(pod, done)
 
     def _start_containers(self, pod: Obj, restart: bool) -> None:
+        if restart:  # the kubelet keeps the log of the instance before
+            meta = pod["metadata"]
+            for c in self._containers(pod):
+                self.store.restart_log(meta["namespace"], meta["name"], c["name"])
+
         def ids(current: Obj) -> None:
             for status in current["status"].get("containerStatuses") or ():
                 digest = uuid.uuid5(uuid.NAMESPACE_URL, status["image"]).hex * 2

@@ -1,7 +1,12 @@
 """Deployment, ReplicaSet, StatefulSet, DaemonSet and Job controllers (simplified kube-controller).
 
-Rollouts surge the whole new ReplicaSet at once and scale old ones down as new pods become
-Ready (Recreate scales old ones to zero first). minReadySeconds is ignored.
+Status and conditions are written as kube-controller-manager writes them (k8s.io/kubernetes
+pkg/controller/deployment/sync.go calculateStatus, progress.go syncRolloutStatus,
+pkg/controller/replicaset/replica_set_utils.go calculateStatus, and the status types' `omitempty`
+in k8s.io/api: a zero count is absent). A pod the API server refuses (ServiceAccount admission)
+is a FailedCreate event and, for a ReplicaSet, the ReplicaFailure condition; creation is retried
+with a growing delay. Rollouts surge the whole new ReplicaSet at once and scale old ones down as
+new pods become Ready (Recreate scales old ones to zero first). minReadySeconds is ignored.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import copy
 import json
 from typing import TYPE_CHECKING
 
-from ..store import AlreadyExists, now_iso
+from ..store import AlreadyExists, Forbidden, now_iso
 from .base import (
     Controller,
     Key,
@@ -20,7 +25,6 @@ from .base import (
     key_of,
     owned_by,
     owner_ref,
-    rand_suffix,
     set_condition,
     stable_hash,
 )
@@ -51,10 +55,12 @@ def _active(pods: list[Obj]) -> list[Obj]:
     return [p for p in pods if p["status"].get("phase") not in _TERMINAL]
 
 
-def _pod(owner: Obj, template: Obj, name: str, labels: dict[str, str]) -> Obj:
+def _pod(owner: Obj, template: Obj, name: str | None, labels: dict[str, str]) -> Obj:
+    """A pod of the template; without a name, generateName `<owner>-` as controller_utils sets."""
     meta = template.get("metadata") or {}
+    naming = {"name": name} if name else {"generateName": f"{owner['metadata']['name']}-"}
     pod_meta = {
-        "name": name,
+        **naming,
         "namespace": owner["metadata"]["namespace"],
         "labels": {**(meta.get("labels") or {}), **labels},
         "ownerReferences": [owner_ref(owner)],
@@ -71,6 +77,58 @@ def _pod(owner: Obj, template: Obj, name: str, labels: dict[str, str]) -> Obj:
 
 def template_hash(template: Obj) -> str:
     return stable_hash(json.dumps(template, sort_keys=True))
+
+
+def omit_zero(status: Obj, keep: tuple[str, ...] = ()) -> Obj:
+    """Status as the API serializes it: `omitempty` int32 counts absent at zero (keep: fields
+    declared without omitempty, or pointers, which stay at 0)."""
+    return {k: v for k, v in status.items() if k in keep or v not in (0, None, [], "")}
+
+
+def _intstr(value: object, total: int, round_up: bool) -> int:
+    """intstr.GetScaledValueFromIntOrPercent."""
+    if isinstance(value, str) and value.endswith("%"):
+        scaled = int(value[:-1]) * total
+        return -(-scaled // 100) if round_up else scaled // 100
+    return int(value or 0)  # type: ignore[call-overload]
+
+
+def max_unavailable(deploy: Obj) -> int:
+    """deploymentutil.MaxUnavailable: surge rounds up, unavailable down, never both zero."""
+    spec = deploy["spec"]
+    replicas = spec.get("replicas", 1)
+    strategy = spec.get("strategy") or {}
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate" or replicas == 0:
+        return 0
+    rolling = strategy.get("rollingUpdate") or {}
+    surge = _intstr(rolling.get("maxSurge", "25%"), replicas, True)
+    unavailable = _intstr(rolling.get("maxUnavailable", "25%"), replicas, False)
+    if surge == 0 and unavailable == 0:
+        unavailable = 1
+    return min(unavailable, replicas)
+
+
+def put_condition(conds: list[Obj], new: Obj) -> None:
+    """deploymentutil.SetDeploymentCondition: the same status and reason is left as it is; the
+    same status keeps lastTransitionTime; the new condition goes last."""
+    current = next((c for c in conds if c["type"] == new["type"]), None)
+    if current and (current["status"], current.get("reason")) == (new["status"], new.get("reason")):
+        return
+    if current and current["status"] == new["status"]:
+        new["lastTransitionTime"] = current.get("lastTransitionTime")
+    conds[:] = [c for c in conds if c["type"] != new["type"]] + [new]
+
+
+def _deployment_condition(type_: str, status: str, reason: str, message: str) -> Obj:
+    stamp = now_iso()
+    return {
+        "type": type_,
+        "status": status,
+        "lastUpdateTime": stamp,
+        "lastTransitionTime": stamp,
+        "reason": reason,
+        "message": message,
+    }
 
 
 class Workloads:
@@ -97,6 +155,8 @@ class Workloads:
         self.job = Controller(emu, "job", self.reconcile_job)
         self.job.watch("batch/v1", "Job")
         self.job.watch("v1", "Pod", _owner_key("Job"))
+        self._backoff: dict[str, float] = {}  # uid -> emulated seconds before the next try
+        self._progress: dict[str, float] = {}  # Deployment uid -> emulated time of last progress
 
     def _owned_pods(self, owner: Obj) -> list[Obj]:
         pods = self.store.list("v1", "Pod", owner["metadata"]["namespace"])
@@ -105,6 +165,31 @@ class Workloads:
     def _create(self, obj: Obj) -> None:
         with contextlib.suppress(AlreadyExists):  # a random suffix collided; retried later
             self.store.create(obj)
+
+    def _create_pods(
+        self, controller: Controller, owner: Obj, pods: list[Obj], component: str, message: str
+    ) -> str | None:
+        """Create pods until the API server refuses one (controller_utils createPods: a Warning
+        FailedCreate event, the error returned, the owner requeued with a growing delay)."""
+        uid = owner["metadata"]["uid"]
+        for pod in pods:
+            try:
+                self._create(pod)
+            except Forbidden as err:
+                name = pod["metadata"].get("name", "")
+                self.store.record_event(
+                    owner,
+                    "FailedCreate",
+                    message.format(pod=name, owner=owner["metadata"]["name"], err=err.message),
+                    type="Warning",
+                    component=component,
+                )
+                delay = min(self._backoff.get(uid, 0.5) * 2, 60.0)
+                self._backoff[uid] = delay
+                controller.enqueue_after(key_of(owner), delay)
+                return err.message
+        self._backoff.pop(uid, None)
+        return None
 
     def _delete_pods(self, pods: list[Obj], count: int) -> None:
         """Delete count pods, not-ready and newest first (as the ReplicaSet controller prefers)."""
@@ -121,20 +206,44 @@ class Workloads:
         pods = _active(self._owned_pods(rs))
         want = rs["spec"].get("replicas", 1)
         template = rs["spec"].get("template") or {}
-        for _pos in range(want - len(pods)):
-            self._create(_pod(rs, template, f"{rs['metadata']['name']}-{rand_suffix()}", {}))
+        error = None
+        if want > len(pods):
+            new_pods = [_pod(rs, template, None, {}) for _ in range(want - len(pods))]
+            error = self._create_pods(
+                self.rs, rs, new_pods, "replicaset-controller", "Error creating: {err}"
+            )
         if len(pods) > want:
             self._delete_pods(pods, len(pods) - want)
         pods = _active(self._owned_pods(rs))
         ready = sum(pod_ready(p) for p in pods)
-        status = {
-            "replicas": len(pods),
-            "fullyLabeledReplicas": len(pods),
-            "readyReplicas": ready,
-            "availableReplicas": ready,
-            "observedGeneration": rs["metadata"].get("generation", 1),
-        }
-        if rs.get("status") != status:
+        old = rs.get("status") or {}
+        conds = [dict(c) for c in old.get("conditions") or ()]
+        failure = next((c for c in conds if c["type"] == "ReplicaFailure"), None)
+        if error and failure is None:
+            reason = "FailedCreate" if len(pods) < want else "FailedDelete"
+            conds.append(
+                {
+                    "type": "ReplicaFailure",
+                    "status": "True",
+                    "lastTransitionTime": now_iso(),
+                    "reason": reason,
+                    "message": error,
+                }
+            )
+        elif not error and failure is not None:
+            conds.remove(failure)
+        status = omit_zero(
+            {
+                "replicas": len(pods),
+                "fullyLabeledReplicas": len(pods),
+                "readyReplicas": ready,
+                "availableReplicas": ready,
+                "observedGeneration": rs["metadata"].get("generation", 1),
+                "conditions": conds,
+            },
+            keep=("replicas",),
+        )
+        if old != status:
             rs["status"] = status
             self.store.update_status(rs)
 
@@ -163,11 +272,12 @@ class Workloads:
             old_budget -= keep
             self._scale(rs, keep)
         new_replicas = 0 if recreate and old_running else replicas
+        created = new is None
         if new is None:
             new = self._new_replicaset(deploy, template, hash_, len(owned), new_replicas)
         else:
             self._scale(new, new_replicas)
-        self._deployment_status(deploy, new, old)
+        self._deployment_status(deploy, new, old, created)
 
     def _scale(self, rs: Obj, replicas: int) -> None:
         if rs["spec"].get("replicas") != replicas:
@@ -206,69 +316,166 @@ class Workloads:
         )
         return created
 
-    def _deployment_status(self, deploy: Obj, new: Obj, old: list[Obj]) -> None:
-        replicas = deploy["spec"].get("replicas", 1)
+    def _deployment_status(self, deploy: Obj, new: Obj, old: list[Obj], created: bool) -> None:
+        """sync.go calculateStatus, then progress.go syncRolloutStatus."""
+        spec = deploy["spec"]
+        replicas = spec.get("replicas", 1)
         every = [new, *old]
 
         def total(field: str, sets: list[Obj]) -> int:
             return sum((rs.get("status") or {}).get(field, 0) for rs in sets)
 
-        available = total("availableReplicas", every)
-        updated = total("replicas", [new])
-        status = copy.deepcopy(deploy.get("status") or {})
-        status.update(
-            observedGeneration=deploy["metadata"].get("generation", 1),
-            replicas=total("replicas", every),
-            updatedReplicas=updated,
-            readyReplicas=total("readyReplicas", every),
-            availableReplicas=available,
-        )
-        unavailable = max(0, status["replicas"] - available)
-        if unavailable:
-            status["unavailableReplicas"] = unavailable
-        else:
-            status.pop("unavailableReplicas", None)
-        for field in ("readyReplicas", "availableReplicas", "updatedReplicas"):
-            if not status[field]:
-                status.pop(field)
-        conds = status.setdefault("conditions", [])
-        max_unavailable = replicas // 4  # default maxUnavailable 25%, rounded down
-        if available >= replicas - max_unavailable:
-            set_condition(
-                conds,
-                "Available",
-                "True",
-                "MinimumReplicasAvailable",
-                "Deployment has minimum availability.",
-            )
-        else:
-            set_condition(
-                conds,
-                "Available",
-                "False",
-                "MinimumReplicasUnavailable",
-                "Deployment does not have minimum availability.",
-            )
+        before = deploy.get("status") or {}
+        conds = [dict(c) for c in before.get("conditions") or ()]
         rs_name = new["metadata"]["name"]
-        new_available = total("availableReplicas", [new])
-        done = new_available >= replicas and not total("replicas", old)
-        if done:
-            progress = (
-                "NewReplicaSetAvailable",
-                f'ReplicaSet "{rs_name}" has successfully progressed.',
+        if created:  # getNewReplicaSet
+            put_condition(
+                conds,
+                _deployment_condition(
+                    "Progressing",
+                    "True",
+                    "NewReplicaSetCreated",
+                    f'Created new replica set "{rs_name}"',
+                ),
+            )
+        elif not any(c["type"] == "Progressing" for c in conds):
+            put_condition(
+                conds,
+                _deployment_condition(
+                    "Progressing",
+                    "True",
+                    "FoundNewReplicaSet",
+                    f'Found new replica set "{rs_name}"',
+                ),
+            )
+        available = total("availableReplicas", every)
+        wanted = sum(rs["spec"].get("replicas", 0) for rs in every)
+        counts = {
+            "observedGeneration": deploy["metadata"].get("generation", 1),
+            "replicas": total("replicas", every),
+            "updatedReplicas": total("replicas", [new]),
+            "readyReplicas": total("readyReplicas", every),
+            "availableReplicas": available,
+            "unavailableReplicas": max(0, wanted - available),
+        }
+        if available >= replicas - max_unavailable(deploy):
+            put_condition(
+                conds,
+                _deployment_condition(
+                    "Available",
+                    "True",
+                    "MinimumReplicasAvailable",
+                    "Deployment has minimum availability.",
+                ),
             )
         else:
-            progress = ("ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')
-        prev = next((c for c in conds if c["type"] == "Progressing"), None)
-        set_condition(conds, "Progressing", "True", *progress, lastUpdateTime=now_iso())
-        if prev and prev.get("reason") == progress[0]:  # keep lastUpdateTime stable
-            next(c for c in conds if c["type"] == "Progressing")["lastUpdateTime"] = prev.get(
-                "lastUpdateTime"
+            put_condition(
+                conds,
+                _deployment_condition(
+                    "Available",
+                    "False",
+                    "MinimumReplicasUnavailable",
+                    "Deployment does not have minimum availability.",
+                ),
             )
-        conds.sort(key=lambda c: c["type"] != "Available")
-        if status != deploy.get("status"):
+        self._progress_condition(deploy, conds, counts, before, rs_name)
+        failure = next(
+            (c for rs in every for c in (rs.get("status") or {}).get("conditions") or ()
+             if c["type"] == "ReplicaFailure"),
+            None,
+        )  # fmt: skip
+        if failure:
+            put_condition(
+                conds,
+                {
+                    "type": "ReplicaFailure",
+                    "status": failure["status"],
+                    "lastUpdateTime": failure.get("lastTransitionTime"),
+                    "lastTransitionTime": failure.get("lastTransitionTime"),
+                    "reason": failure.get("reason"),
+                    "message": failure.get("message"),
+                },
+            )
+        else:
+            conds[:] = [c for c in conds if c["type"] != "ReplicaFailure"]
+        status = omit_zero({**counts, "conditions": conds})
+        if "collisionCount" in before:
+            status["collisionCount"] = before["collisionCount"]
+        if status != before:
             deploy["status"] = status
             self.store.update_status(deploy)
+
+    def _progress_condition(
+        self, deploy: Obj, conds: list[Obj], counts: dict[str, int], before: Obj, rs_name: str
+    ) -> None:
+        """progress.go syncRolloutStatus: complete, progressing, or past progressDeadlineSeconds."""
+        spec = deploy["spec"]
+        replicas = spec.get("replicas", 1)
+        deadline = spec.get("progressDeadlineSeconds")
+        uid = deploy["metadata"]["uid"]
+        now = self.emu.clock.now()
+        if deadline is None or deadline == 2**31 - 1:
+            conds[:] = [c for c in conds if c["type"] != "Progressing"]
+            return
+        current = next((c for c in conds if c["type"] == "Progressing"), None)
+        if (
+            counts["replicas"] == counts["updatedReplicas"]
+            and current
+            and (current.get("reason") == "NewReplicaSetAvailable")
+        ):
+            return
+        complete = (
+            counts["updatedReplicas"] == replicas
+            and counts["replicas"] == replicas
+            and counts["availableReplicas"] == replicas
+            and counts["observedGeneration"] >= deploy["metadata"].get("generation", 1)
+        )
+        old_old = before.get("replicas", 0) - before.get("updatedReplicas", 0)
+        progressing = (
+            counts["updatedReplicas"] > before.get("updatedReplicas", 0)
+            or counts["replicas"] - counts["updatedReplicas"] < old_old
+            or counts["readyReplicas"] > before.get("readyReplicas", 0)
+            or counts["availableReplicas"] > before.get("availableReplicas", 0)
+        )
+        if complete:
+            self._progress.pop(uid, None)
+            put_condition(
+                conds,
+                _deployment_condition(
+                    "Progressing",
+                    "True",
+                    "NewReplicaSetAvailable",
+                    f'ReplicaSet "{rs_name}" has successfully progressed.',
+                ),
+            )
+        elif progressing or uid not in self._progress:
+            self._progress[uid] = now
+            self.deploy.enqueue_after(key_of(deploy), deadline + 1)
+            if progressing:
+                cond = _deployment_condition(
+                    "Progressing",
+                    "True",
+                    "ReplicaSetUpdated",
+                    f'ReplicaSet "{rs_name}" is progressing.',
+                )
+                if current and current["status"] == "True":
+                    cond["lastTransitionTime"] = current.get("lastTransitionTime")
+                conds[:] = [c for c in conds if c["type"] != "Progressing"] + [cond]
+        elif current and (
+            current.get("reason") == "ProgressDeadlineExceeded"
+            or now - self._progress[uid] > deadline
+        ):
+            put_condition(
+                conds,
+                _deployment_condition(
+                    "Progressing",
+                    "False",
+                    "ProgressDeadlineExceeded",
+                    f'ReplicaSet "{rs_name}" has timed out progressing.',
+                ),
+            )
+        else:
+            self.deploy.enqueue_after(key_of(deploy), deadline + 1 - (now - self._progress[uid]))
 
     # ------------------------------------------------------------- StatefulSet
     def reconcile_statefulset(self, key: Key) -> None:
@@ -284,6 +491,7 @@ class Workloads:
             stale = pod["metadata"]["labels"].get("controller-revision-hash") != revision
             if ordinal >= replicas or stale:
                 self.store.delete("v1", "Pod", pod_name, key[0])
+        missing = []
         for ordinal in range(replicas):
             pod_name = f"{name}-{ordinal}"
             if pod_name not in pods:
@@ -292,20 +500,30 @@ class Workloads:
                     "statefulset.kubernetes.io/pod-name": pod_name,
                     "apps.kubernetes.io/pod-index": str(ordinal),
                 }
-                self._create(_pod(sts, template, pod_name, labels))
+                missing.append(_pod(sts, template, pod_name, labels))
+        self._create_pods(
+            self.sts,
+            sts,
+            missing,
+            "statefulset-controller",
+            "create Pod {pod} in StatefulSet {owner} failed error: {err}",
+        )
         pods_now = self._owned_pods(sts)
         ready = sum(pod_ready(p) for p in pods_now)
-        status = {
-            "observedGeneration": sts["metadata"].get("generation", 1),
-            "replicas": len(pods_now),
-            "readyReplicas": ready,
-            "availableReplicas": ready,
-            "currentReplicas": len(pods_now),
-            "updatedReplicas": len(pods_now),
-            "currentRevision": revision,
-            "updateRevision": revision,
-            "collisionCount": 0,
-        }
+        status = omit_zero(
+            {
+                "observedGeneration": sts["metadata"].get("generation", 1),
+                "replicas": len(pods_now),
+                "readyReplicas": ready,
+                "availableReplicas": ready,
+                "currentReplicas": len(pods_now),
+                "updatedReplicas": len(pods_now),
+                "currentRevision": revision,
+                "updateRevision": revision,
+                "collisionCount": 0,
+            },
+            keep=("replicas", "availableReplicas", "collisionCount"),
+        )
         if sts.get("status") != status:
             sts["status"] = status
             self.store.update_status(sts)
@@ -332,23 +550,34 @@ class Workloads:
             node = pod["spec"].get("nodeName")
             if targets != [None] and node not in targets:
                 self.store.delete("v1", "Pod", pod["metadata"]["name"], key[0])
+        missing = []
         for node in targets:
             if node not in by_node and not (node is None and pods):
-                pod = _pod(ds, template, f"{ds['metadata']['name']}-{rand_suffix()}", {})
+                pod = _pod(ds, template, None, {})
                 if node:
                     pod["spec"]["nodeName"] = node
-                self._create(pod)
+                missing.append(pod)
+        self._create_pods(self.ds, ds, missing, "daemonset-controller", "Error creating: {err}")
         pods = self._owned_pods(ds)
         ready = sum(pod_ready(p) for p in pods)
-        status = {
-            "observedGeneration": ds["metadata"].get("generation", 1),
-            "desiredNumberScheduled": len(targets),
-            "currentNumberScheduled": len(pods),
-            "updatedNumberScheduled": len(pods),
-            "numberReady": ready,
-            "numberAvailable": ready,
-            "numberMisscheduled": 0,
-        }
+        status = omit_zero(
+            {
+                "observedGeneration": ds["metadata"].get("generation", 1),
+                "desiredNumberScheduled": len(targets),
+                "currentNumberScheduled": len(pods),
+                "updatedNumberScheduled": len(pods),
+                "numberReady": ready,
+                "numberAvailable": ready,
+                "numberUnavailable": max(0, len(targets) - ready),
+                "numberMisscheduled": 0,
+            },
+            keep=(
+                "currentNumberScheduled",
+                "numberMisscheduled",
+                "desiredNumberScheduled",
+                "numberReady",
+            ),
+        )
         if ds.get("status") != status:
             ds["status"] = status
             self.store.update_status(ds)
@@ -371,19 +600,26 @@ class Workloads:
             "controller-uid": job["metadata"]["uid"],
             "batch.kubernetes.io/controller-uid": job["metadata"]["uid"],
         }
-        for _pos in range(max(0, missing)):
-            self._create(
-                _pod(job, job["spec"].get("template") or {}, f"{name}-{rand_suffix()}", labels)
-            )
+        template = job["spec"].get("template") or {}
+        self._create_pods(
+            self.job,
+            job,
+            [_pod(job, template, None, labels) for _ in range(max(0, missing))],
+            "job-controller",
+            "Error creating: {err}",
+        )
         status = copy.deepcopy(job.get("status") or {})
         status.setdefault("startTime", now_iso())
         status.update(
             active=len(_active(self._owned_pods(job))),
             succeeded=succeeded,
             ready=sum(pod_ready(p) for p in active),
+            terminating=0,
+            uncountedTerminatedPods={},
         )
         if succeeded >= completions:
             status["active"] = 0
+            status["ready"] = 0
             status["completionTime"] = now_iso()
             conds = status.setdefault("conditions", [])
             set_condition(
@@ -400,6 +636,7 @@ class Workloads:
                 "CompletionsReached",
                 "Reached expected number of succeeded pods",
             )
+        status = omit_zero(status, keep=("ready", "terminating", "uncountedTerminatedPods"))
         if status != job.get("status"):
             job["status"] = status
             self.store.update_status(job)

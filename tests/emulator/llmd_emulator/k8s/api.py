@@ -28,6 +28,7 @@ from ..store import (
 )
 from . import discovery, protobuf
 from .apply import server_side_apply
+from .defaults import apply_schema_defaults
 from .kinds import SCALE_PATHS, VIRTUAL_KINDS, KindInfo
 from .patch import json_merge_patch, json_patch, parse_json, strategic_merge_patch
 from .selectors import SelectorError, field_predicate, label_predicate
@@ -326,16 +327,24 @@ class ApiServer:
                 )
         if container not in containers:
             raise BadRequest(f"container {container} is not valid for pod {target.name}")
-        if request.query.get("previous") in ("true", "1"):
-            raise BadRequest(
-                f'previous terminated container "{container}" in pod "{target.name}" not found'
-            )
         namespace = target.namespace or ""
-        lines = self.store.logs(namespace, target.name or "", container)
+        previous = False
+        if request.query.get("previous") in ("true", "1"):
+            # kubelet validateContainerLogStatus: the previous instance is lastState.terminated;
+            # while the container waits to restart that is still the latest log written.
+            statuses = (pod.get("status") or {}).get("containerStatuses") or ()
+            status = next((s for s in statuses if s.get("name") == container), {})
+            if not ((status.get("lastState") or {}).get("terminated") or {}).get("containerID"):
+                raise BadRequest(
+                    f'previous terminated container "{container}" in pod "{target.name}" not found'
+                )
+            state = status.get("state") or {}
+            previous = "running" in state or "terminated" in state
+        lines = self.store.logs(namespace, target.name or "", container, previous=previous)
         tail = request.query.get("tailLines")
         if tail is not None:
             lines = lines[-int(tail) :] if int(tail) else []
-        if request.query.get("follow") not in ("true", "1"):
+        if previous or request.query.get("follow") not in ("true", "1"):
             text = "".join(line + "\n" for line in lines)
             return web.Response(text=text, content_type="text/plain")
         return await self._follow_log(request, target, container, lines)
@@ -406,6 +415,8 @@ class ApiServer:
 
     def _validate(self, target: Target, obj: dict[str, Any]) -> None:
         if not target.info.builtin:
+            # decode, default, then validate (as the apiextensions-apiserver orders them)
+            apply_schema_defaults(target.info.schemas, obj)
             validate_custom(target.info, target.api_version.rpartition("/")[2], obj)
 
     @staticmethod

@@ -190,21 +190,52 @@ def _check_conflicts(
     others: list[dict[str, Any]],
     manager: str,
 ) -> None:
-    conflicts = []
+    conflicts: list[tuple[str, str]] = []
     for entry in others:
         if entry.get("operation") != "Apply":
             continue
-        for path in _leaves(entry.get("fieldsV1") or {}) & leaves:
+        for path in sorted(_leaves(entry.get("fieldsV1") or {}) & leaves):
+            if path and path[-1].startswith(("k:", "v:")):
+                continue  # owning a list item's existence: both sides keep it
             found_now, now_value = _lookup(current, path)
             found_new, new_value = _lookup(config, path)
             if found_now and found_new and now_value != new_value:
-                conflicts.append((entry["manager"], ".".join(p.partition(":")[2] for p in path)))
+                conflicts.append((entry["manager"], path_string(path)))
     if conflicts:
         causes = [
-            {"reason": "FieldManagerConflict", "message": f'conflict with "{m}"', "field": f".{f}"}
+            {"reason": "FieldManagerConflict", "message": f'conflict with "{m}"', "field": f}
             for m, f in conflicts
         ]
-        listing = "; ".join(f'conflict with "{m}": .{f}' for m, f in conflicts)
-        raise Conflict(
-            f"Apply failed with {len(conflicts)} conflict(s): {listing}", {"causes": causes}
-        )
+        raise Conflict(_conflict_message(conflicts), {"causes": causes})
+
+
+def path_string(path: tuple[str, ...]) -> str:
+    """structured-merge-diff fieldpath PathElement.String: .field, [key="v",...], [=value]."""
+    out = []
+    for part in path:
+        kind, _sep, name = part.partition(":")
+        if kind == "f":
+            out.append(f".{name}")
+        elif kind == "k":
+            key = json.loads(name)
+            out.append("[" + ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(key.items())) + "]")
+        elif kind == "v":
+            out.append(f"[={name}]")
+        elif kind == "i":
+            out.append(f"[{name}]")
+    return "".join(out)
+
+
+def _conflict_message(conflicts: list[tuple[str, str]]) -> str:
+    """apiserver fieldmanager getConflictMessage (Apply managers print as their quoted name)."""
+    if len(conflicts) == 1:
+        manager, field = conflicts[0]
+        return f'Apply failed with 1 conflict: conflict with "{manager}": {field}'
+    by_manager: dict[str, list[str]] = {}
+    for manager, field in conflicts:
+        by_manager.setdefault(manager, []).append(field)
+    lines = []
+    for manager in sorted(by_manager):
+        lines.append(f'conflicts with "{manager}":')
+        lines += [f"- {field}" for field in by_manager[manager]]
+    return f"Apply failed with {len(conflicts)} conflicts: " + "\n".join(lines)
