@@ -208,7 +208,7 @@ class Workloads:
         template = rs["spec"].get("template") or {}
         error = None
         if want > len(pods):
-            new_pods = [_pod(rs, template, None, {}) for _ in range(want - len(pods))]
+            new_pods = [_pod(rs, template, None, {}) for _index in range(want - len(pods))]
             error = self._create_pods(
                 self.rs, rs, new_pods, "replicaset-controller", "Error creating: {err}"
             )
@@ -604,7 +604,7 @@ class Workloads:
         self._create_pods(
             self.job,
             job,
-            [_pod(job, template, None, labels) for _ in range(max(0, missing))],
+            [_pod(job, template, None, labels) for _index in range(max(0, missing))],
             "job-controller",
             "Error creating: {err}",
         )
