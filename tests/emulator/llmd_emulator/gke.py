@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from . import compute, discovery, quotas
+from .controllers.base import container_requests
+from .controllers.scheduler import BASIC_RESOURCES, node_misfit
 from .faults import (
     GRPC_CODES,
     GRPC_NAMES,
@@ -1288,21 +1290,50 @@ class Gke:
 
     # ----------------------------------------------------------------- cluster autoscaler
     def autoscaler_hint(self, pod: Obj) -> None:
-        """Scheduler hook: a pod fits no Node; grow an autoscaled pool whose Nodes would fit it."""
-        for cluster in self.clusters.values():
-            for pool in cluster.pools.values():
-                if pool.scaling or pool.status not in ("RUNNING", "RUNNING_WITH_ERROR"):
-                    continue
-                autoscaling = pool.resource.get("autoscaling") or {}
-                step = pool.tpu.vms if pool.tpu else 1
-                if not autoscaling.get("enabled") or pool.size + step > autoscaling.get(
-                    "maxNodeCount", 0
-                ):
-                    continue
-                if _pod_fits_pool(self.emu, cluster, pool, pod):
-                    pool.scaling = True
-                    self.emu.spawn(self.scale_up(cluster, pool, step))
-                    return
+        """Scheduler hook, the cluster autoscaler's loop for one unschedulable pod: grow an
+        autoscaled pool whose template Node would take it (event TriggeredScaleUp), else say
+        why none would (NotTriggerScaleUp). Pools without autoscaling are no node groups; while
+        a scale-up is under way the pod waits for the upcoming Nodes (no event)."""
+        groups = [
+            (cluster, pool)
+            for cluster in self.clusters.values()
+            for pool in cluster.pools.values()
+            if (pool.resource.get("autoscaling") or {}).get("enabled")
+            and pool.status in ("RUNNING", "RUNNING_WITH_ERROR")
+        ]
+        if not groups or any(pool.scaling for _cluster, pool in groups):
+            return
+        reasons: dict[str, int] = {}
+        for cluster, pool in groups:
+            autoscaling = pool.resource["autoscaling"]
+            step = pool.tpu.vms if pool.tpu else 1
+            if pool.size + step > autoscaling.get("maxNodeCount", 0):
+                reason: str | None = "max node group size reached"  # a skipped node group
+            else:
+                reason = _pool_misfit(self.emu, cluster, pool, pod)
+            if reason is None:
+                pool.scaling = True
+                infos = " ".join(
+                    f"{{{_mig_url(cluster, pool, zone)} {pool.size}->{pool.size + step} "
+                    f"(max: {autoscaling.get('maxNodeCount', 0)})}}"
+                    for zone in pool.resource["locations"]
+                )
+                self.emu.store.record_event(
+                    pod,
+                    "TriggeredScaleUp",
+                    f"pod triggered scale-up: [{infos}]",
+                    component="cluster-autoscaler",
+                )
+                self.emu.spawn(self.scale_up(cluster, pool, step))
+                return
+            reasons[reason] = reasons.get(reason, 0) + 1
+        message = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+        self.emu.store.record_event(
+            pod,
+            "NotTriggerScaleUp",
+            f"pod didn't trigger scale-up: {message}",
+            component="cluster-autoscaler",
+        )
 
     async def scale_up(self, cluster: Cluster, pool: NodePool, step: int) -> None:
         try:
@@ -1380,41 +1411,24 @@ def _group_name(cluster: Cluster, pool: NodePool, zone: str) -> str:
     return _node_name(cluster, pool, zone, 0).rsplit("-", 1)[0] + "-grp"
 
 
-def _tolerates(tolerations: list[Obj], taint: Obj) -> bool:
-    for tol in tolerations:
-        if tol.get("effect") and tol["effect"] != taint["effect"]:
-            continue
-        if not tol.get("key") and tol.get("operator") == "Exists":
-            return True
-        if tol.get("key") != taint["key"]:
-            continue
-        if tol.get("operator") == "Exists" or tol.get("value", "") == taint.get("value", ""):
-            return True
-    return False
-
-
-def _pod_fits_pool(emu: Emulator, cluster: Cluster, pool: NodePool, pod: Obj) -> bool:
-    """Would a new Node of this pool take the pod? (node selector, taints, TPU chips)."""
-    spec = pod["spec"]
+def _pool_misfit(emu: Emulator, cluster: Cluster, pool: NodePool, pod: Obj) -> str | None:
+    """Why a new Node of this pool would not take the pod (the scheduler's filters on the node
+    group's template Node, as the autoscaler's predicate checker runs them), None if it would."""
     zone = pool.resource["locations"][0]
-    labels = _managed_labels(cluster, pool, zone, "new-node")
-    selector = spec.get("nodeSelector") or {}
-    if any(labels.get(k) != v for k, v in selector.items() if k != "kubernetes.io/hostname"):
-        return False
-    tolerations = spec.get("tolerations") or []
-    if any(
-        t["effect"] in ("NoSchedule", "NoExecute") and not _tolerates(tolerations, t)
-        for t in _managed_taints(pool)
-    ):
-        return False
-    chips = 0
-    for container in spec.get("containers") or []:
-        resources = container.get("resources") or {}
-        wanted = (resources.get("requests") or {}).get(TPU_RESOURCE) or (
-            resources.get("limits") or {}
-        ).get(TPU_RESOURCE)
-        chips += int(wanted or 0)
-    return chips <= (pool.tpu.chips_per_vm if pool.tpu else 0)
+    template = build_node(emu, cluster, pool, zone, f"template-node-for-{pool.name}")
+    requests = {
+        k: v for k, v in container_requests(pod["spec"]).items() if k not in BASIC_RESOURCES
+    }
+    return node_misfit(pod["spec"], requests, template, {})
+
+
+def _mig_url(cluster: Cluster, pool: NodePool, zone: str) -> str:
+    """The node group's Id: its managed instance group's URL (cluster-autoscaler
+    cloudprovider/gce GenerateMigUrl, default domain https://www.googleapis.com/compute/v1)."""
+    return (
+        f"https://www.googleapis.com/compute/v1/projects/{cluster.project}/zones/{zone}/"
+        f"instanceGroups/{_group_name(cluster, pool, zone)}"
+    )
 
 
 def _cluster_key(target: str) -> tuple[str, str, str]:

@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .k8s.defaults import apply_defaults, apply_schema_defaults
-from .k8s.kinds import BUILTIN_KINDS, VIRTUAL_KINDS, KindInfo, kinds_from_crd
+from .k8s.kinds import BUILTIN_KINDS, VIRTUAL_KINDS, KindInfo, has_generation, kinds_from_crd
+from .k8s.quota import admit_pod, check_quota_spec
 from .k8s.selectors import field_predicate, label_predicate
 
 log = logging.getLogger(__name__)
@@ -203,8 +204,11 @@ class Store:
         return [(rv, t, copy.deepcopy(o)) for rv, t, o in self._history if rv > resource_version]
 
     # ------------------------------------------------------------- writing
-    def create(self, obj: Obj, *, dry_run: bool = False) -> Obj:
-        """Store a new object; server-set metadata; generateName; namespace must exist."""
+    def create(self, obj: Obj, *, dry_run: bool = False, manager: str | None = None) -> Obj:
+        """Store a new object; server-set metadata; generateName; namespace must exist.
+
+        manager: the field manager of an API client's create (an `Update` managedFields entry).
+        """
         info = self._info(obj)
         obj = copy.deepcopy(obj)
         meta = _meta(obj)
@@ -225,17 +229,24 @@ class Store:
                 f'{info.plural}{"." + info.group if info.group else ""} "{name}" already exists',
                 {"name": name, "group": info.group, "kind": info.plural},
             )
-        meta.update(
-            uid=str(uuid.uuid4()),
-            creationTimestamp=now_iso(),
-            generation=1,
-        )
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=now_iso())
+        if has_generation(info):
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
         meta.pop("deletionTimestamp", None)
         apply_defaults(info.group, info.kind, obj, None)
         if not info.builtin:
             apply_schema_defaults(info.schemas, obj)
+        if manager:
+            from .k8s.apply import record_update  # apply imports the store
+
+            record_update(None, obj, manager, info.builtin)
         if info.group == "" and info.kind == "Pod":
             self._admit_service_account(obj, namespace, requested)
+            admit_pod(self, obj, namespace, requested)
+        if info.group == "" and info.kind == "ResourceQuota":
+            check_quota_spec(obj)
         if info.group == CRD_GROUP and info.kind == "CustomResourceDefinition":
             self._prepare_crd(obj)
         if dry_run:
@@ -246,7 +257,15 @@ class Store:
             self._create_default_service_account(name)
         return self._out(obj, obj["apiVersion"])
 
-    def update(self, obj: Obj, *, check_version: bool = False, dry_run: bool = False) -> Obj:
+    def update(
+        self,
+        obj: Obj,
+        *,
+        check_version: bool = False,
+        dry_run: bool = False,
+        manager: str | None = None,
+        binding: bool = False,
+    ) -> Obj:
         """Replace an object; keeps status when the kind has a status subresource.
 
         A write that changes nothing returns the stored object (same resourceVersion). With
@@ -264,7 +283,14 @@ class Store:
             apply_schema_defaults(info.schemas, new)
         if info.group == CRD_GROUP and info.kind == "CustomResourceDefinition":
             self._prepare_crd(new)
-        if self._spec_changed(info, old, new):
+        if info.group == "" and info.kind == "ResourceQuota":
+            check_quota_spec(new)
+        if manager:
+            from .k8s.apply import record_update  # apply imports the store
+
+            record_update(old, new, manager, info.builtin)
+        # binding (pods/binding sets spec.nodeName) is no update through the strategy
+        if has_generation(info) and not binding and self._spec_changed(info, old, new):
             _meta(new)["generation"] = old["metadata"].get("generation", 1) + 1
         return self._write(info, key, old, new, dry_run)
 
@@ -460,7 +486,10 @@ class Store:
                 meta[field] = old_meta[field]
             else:
                 meta.pop(field, None)
-        meta["generation"] = old_meta.get("generation", 1)
+        if "generation" in old_meta:
+            meta["generation"] = old_meta["generation"]
+        else:
+            meta.pop("generation", None)
         meta["namespace"] = old_meta.get("namespace")
         if meta["namespace"] is None:
             meta.pop("namespace")

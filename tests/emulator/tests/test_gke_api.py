@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import time
 
 import pytest
@@ -306,6 +307,18 @@ def test_autoscaler_adds_a_tpu_node_for_a_pending_pod_and_removes_it_when_idle(g
             ],
         },
     }
+    # 8 chips: no Node fits, and a new Node of the pool (4 chips per VM) would not either
+    big = copy.deepcopy(pod)
+    big["metadata"]["name"] = "vllm-big"
+    big["spec"]["containers"][0]["resources"] = {"limits": {"google.com/tpu": "8"}}
+    k8s_api.create_namespaced_pod("default", big)
+    refused = _event(k8s_api, "vllm-big", "NotTriggerScaleUp")
+    assert refused.message == "pod didn't trigger scale-up: 1 Insufficient google.com/tpu"
+    assert refused.source.component == "cluster-autoscaler" and refused.type == "Normal"
+    pending = _event(k8s_api, "vllm-big", "FailedScheduling")
+    assert pending.message.startswith(  # the only Node: the default pool's
+        "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
+    )
     k8s_api.create_namespaced_pod("default", pod)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -315,6 +328,21 @@ def test_autoscaler_adds_a_tpu_node_for_a_pending_pod_and_removes_it_when_idle(g
         time.sleep(0.1)
     (node,) = gke.nodes(pool="tpu-auto")
     assert bound == node["metadata"]["name"]
+    (group,) = gke.get("/clusters/delta/nodePools/tpu-auto")["instanceGroupUrls"]
+    mig = group.rsplit("/", 1)[1]
+    triggered = _event(k8s_api, "vllm-tpu", "TriggeredScaleUp")
+    assert triggered.message == (
+        "pod triggered scale-up: [{https://www.googleapis.com/compute/v1/projects/proj/zones/"
+        f"europe-west4-a/instanceGroups/{mig} 0->1 (max: 1)}}]"
+    )
+    # the pool is at its maximum now: a second 4-chip pod is a skipped node group
+    second = copy.deepcopy(pod)
+    second["metadata"]["name"] = "vllm-second"
+    k8s_api.create_namespaced_pod("default", second)
+    at_max = _event(k8s_api, "vllm-second", "NotTriggerScaleUp")
+    assert at_max.message == "pod didn't trigger scale-up: 1 max node group size reached"
+    for name in ("vllm-big", "vllm-second"):
+        k8s_api.delete_namespaced_pod(name, "default", grace_period_seconds=0)
     k8s_api.delete_namespaced_pod("vllm-tpu", "default", grace_period_seconds=0)
     idle = gke.admin("POST", "/config", {"gke": {"durations": {"AUTOSCALE_DOWN": 100}}})
     assert idle.status_code == 200
@@ -325,6 +353,20 @@ def test_autoscaler_adds_a_tpu_node_for_a_pending_pod_and_removes_it_when_idle(g
         assert not gke.nodes(pool="tpu-auto")
     finally:
         gke.admin("POST", "/config", {"gke": {"durations": {"AUTOSCALE_DOWN": 5000}}})
+
+
+def _event(k8s_api, pod: str, reason: str, timeout: float = 15):
+    """The pod's event with that reason, once it is recorded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = k8s_api.list_namespaced_event(
+            "default", field_selector=f"involvedObject.name={pod}"
+        ).items
+        found = [e for e in events if e.reason == reason]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, [(e.reason, e.message) for e in events]
+        time.sleep(0.05)
 
 
 @pytest.fixture

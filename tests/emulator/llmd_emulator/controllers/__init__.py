@@ -18,12 +18,14 @@ def setup(emu: Emulator) -> None:
     from .llmisvc import LLMInferenceServices
     from .operators import Operators
     from .pods import PodRunner
+    from .quota import ResourceQuotas
     from .scheduler import Scheduler
     from .workloads import Workloads
 
     Scheduler(emu)
     PodRunner(emu)
     Workloads(emu)
+    ResourceQuotas(emu)
     gateways = Gateways(emu)
     LLMInferenceServices(emu, gateways)
     CertManager(emu)

@@ -170,6 +170,7 @@ class PodRunner:
 
         self._write(pod, start)
         self._set_containers(pod, False, waiting={"reason": "ContainerCreating"})
+        await self._mount_volumes(pod)
         for c in self._containers(pod):
             self._event(pod, "Pulling", f'Pulling image "{c.get("image", "")}"')
         await self._sleep(timing["vllm_pull_seconds" if llm else "pull_seconds"])
@@ -177,6 +178,7 @@ class PodRunner:
             await self._image_pull_backoff(pod)
         if inits:
             await self._run_init_containers(pod, inits, timing["pull_seconds"])
+        await self._container_config(pod)
         self._start_containers(pod, restart=False)
         if controller_of(pod, "Job"):
             await self._complete(pod, timing["job_seconds"])
@@ -187,6 +189,91 @@ class PodRunner:
             await self._sleep(timing["ready_seconds"])
         await self._hold_if_operator(pod)
         self._set_containers(pod, True, running={"startedAt": now_iso()})
+
+    def _missing(self, pod: Obj, kind: str, name: str, optional: bool | None) -> str | None:
+        """The kubelet's secret/configmap manager: NotFound as `secret "x" not found`."""
+        namespace = pod["metadata"]["namespace"]
+        if optional or self.store.get("v1", kind, name, namespace) is not None:
+            return None
+        return f'{kind.lower()} "{name}" not found'
+
+    def _volume_error(self, pod: Obj) -> tuple[str, str] | None:
+        """The first volume whose Secret or ConfigMap is missing (pkg/volume/secret, configmap,
+        projected SetUpAt) and the error."""
+        for volume in pod["spec"].get("volumes") or ():
+            refs = []
+            if "secret" in volume:
+                src = volume["secret"] or {}
+                refs.append(("Secret", src.get("secretName", ""), src.get("optional")))
+            if "configMap" in volume:
+                src = volume["configMap"] or {}
+                refs.append(("ConfigMap", src.get("name", ""), src.get("optional")))
+            for source in (volume.get("projected") or {}).get("sources") or ():
+                for field, kind in (("secret", "Secret"), ("configMap", "ConfigMap")):
+                    if field in source:
+                        src = source[field] or {}
+                        refs.append((kind, src.get("name", ""), src.get("optional")))
+            errors = [e for ref in refs if (e := self._missing(pod, *ref))]
+            if errors:
+                # a projected volume aggregates its sources' errors (utilerrors.NewAggregate)
+                message = errors[0] if len(errors) == 1 else f"[{', '.join(errors)}]"
+                return volume["name"], message
+        return None
+
+    async def _mount_volumes(self, pod: Obj) -> None:
+        """The volume manager retries a failed mount: the pod stays ContainerCreating with a
+        Warning FailedMount `MountVolume.SetUp failed for volume "v" : <error>` each try
+        (operationexecutor GenerateError), until the object exists."""
+        while (failure := self._volume_error(pod)) is not None:
+            volume, error = failure
+            self._event(
+                pod,
+                "FailedMount",
+                f'MountVolume.SetUp failed for volume "{volume}" : {error}',
+                "Warning",
+            )
+            await self._sleep(self.timing["backoff_seconds"])
+
+    def _env_error(self, pod: Obj) -> str | None:
+        """kubelet makeEnvironmentVariables: a missing non-optional envFrom or valueFrom
+        Secret/ConfigMap, or a missing key (`couldn't find key k in Secret ns/name`)."""
+        namespace = pod["metadata"]["namespace"]
+        for container in self._containers(pod):
+            for env_from in container.get("envFrom") or ():
+                for field, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+                    if field in env_from:
+                        ref = env_from[field] or {}
+                        error = self._missing(pod, kind, ref.get("name", ""), ref.get("optional"))
+                        if error:
+                            return error
+            for env in container.get("env") or ():
+                value_from = env.get("valueFrom") or {}
+                for field, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
+                    if field not in value_from:
+                        continue
+                    ref = value_from[field] or {}
+                    name, key = ref.get("name", ""), ref.get("key", "")
+                    obj = self.store.get("v1", kind, name, namespace)
+                    if obj is None:
+                        if not ref.get("optional"):
+                            return f'{kind.lower()} "{name}" not found'
+                    elif key not in {
+                        **(obj.get("data") or {}),
+                        **(obj.get("stringData") or {}),
+                    } and (not ref.get("optional")):
+                        return f"couldn't find key {key} in {kind} {namespace}/{name}"
+        return None
+
+    async def _container_config(self, pod: Obj) -> None:
+        """kuberuntime startContainer: generateContainerConfig fails, a Warning `Failed`
+        "Error: <err>" and the container waits in CreateContainerConfigError; the pod worker
+        retries until the object exists."""
+        while (error := self._env_error(pod)) is not None:
+            self._set_containers(
+                pod, False, waiting={"reason": "CreateContainerConfigError", "message": error}
+            )
+            self._event(pod, "Failed", f"Error: {error}", "Warning")
+            await self._sleep(self.timing["backoff_seconds"])
 
     async def _run_init_containers(self, pod: Obj, inits: list[Obj], seconds: float) -> None:
         """Each init container runs to completion, in order (the model download among them)."""

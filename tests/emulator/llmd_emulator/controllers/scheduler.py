@@ -42,7 +42,7 @@ _SANDBOX_NODE_OBJ = {
     }
 }
 TPU_RESOURCE = "google.com/tpu"
-_BASIC_RESOURCES = {"cpu", "memory", "ephemeral-storage", "pods"}
+BASIC_RESOURCES = {"cpu", "memory", "ephemeral-storage", "pods"}
 _TERMINAL = {"Succeeded", "Failed"}
 
 
@@ -103,6 +103,28 @@ def node_ready(node: Obj) -> bool:
     return cond is None or cond.get("status") == "True"
 
 
+def node_misfit(
+    spec: Obj, requests: dict[str, float], node: Obj, node_used: dict[str, float]
+) -> str | None:
+    """The first failing filter's reason for this node, None when the pod fits (extended
+    resources only, see the module docstring)."""
+    if (node.get("spec") or {}).get("unschedulable"):
+        return "node(s) were unschedulable"
+    if not node_ready(node):
+        return "node(s) had untolerated taint {node.kubernetes.io/not-ready: }"
+    taint = untolerated_taint(spec, node)
+    if taint is not None:
+        return f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"
+    if not matches_node_selection(spec, node):
+        return "node(s) didn't match Pod's node affinity/selector"
+    allocatable = (node.get("status") or {}).get("allocatable") or {}
+    for resource, amount in sorted(requests.items()):
+        free = parse_quantity(allocatable.get(resource, 0)) - node_used.get(resource, 0.0)
+        if free < amount:
+            return f"Insufficient {resource}"
+    return None
+
+
 class Scheduler:
     """Binds pods; asks the optional autoscaler hook for capacity when a pod does not fit."""
 
@@ -131,7 +153,7 @@ class Scheduler:
             return
         nodes = self.store.list("v1", "Node")
         spec = pod["spec"]
-        requests = {k: v for k, v in container_requests(spec).items() if k not in _BASIC_RESOURCES}
+        requests = {k: v for k, v in container_requests(spec).items() if k not in BASIC_RESOURCES}
         if scenarios.active(self.emu, "unschedulable-tpu") and TPU_RESOURCE in requests:
             nodes_for_fit = [n for n in nodes if not self._has_tpu(n)]
             tpu_nodes = len(nodes) - len(nodes_for_fit)
@@ -159,22 +181,7 @@ class Scheduler:
     def _misfit(
         self, spec: Obj, requests: dict[str, float], node: Obj, used: dict[str, dict[str, float]]
     ) -> str | None:
-        if (node.get("spec") or {}).get("unschedulable"):
-            return "node(s) were unschedulable"
-        if not node_ready(node):
-            return "node(s) had untolerated taint {node.kubernetes.io/not-ready: }"
-        taint = untolerated_taint(spec, node)
-        if taint is not None:
-            return f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"
-        if not matches_node_selection(spec, node):
-            return "node(s) didn't match Pod's node affinity/selector"
-        allocatable = (node.get("status") or {}).get("allocatable") or {}
-        node_used = used.get(node["metadata"]["name"], {})
-        for resource, amount in sorted(requests.items()):
-            free = parse_quantity(allocatable.get(resource, 0)) - node_used.get(resource, 0.0)
-            if free < amount:
-                return f"Insufficient {resource}"
-        return None
+        return node_misfit(spec, requests, node, used.get(node["metadata"]["name"], {}))
 
     def _used_resources(self) -> dict[str, dict[str, float]]:
         used: dict[str, dict[str, float]] = {}
@@ -188,7 +195,7 @@ class Scheduler:
 
     def _bind(self, pod: Obj, node_name: str) -> None:
         pod["spec"]["nodeName"] = node_name
-        pod = self.store.update(pod)
+        pod = self.store.update(pod, binding=True)
         status = pod["status"]
         set_condition(status.setdefault("conditions", []), "PodScheduled", "True")
         self.store.update_status(pod)

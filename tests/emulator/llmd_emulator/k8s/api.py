@@ -27,7 +27,7 @@ from ..store import (
     UnsupportedMediaType,
 )
 from . import discovery, protobuf
-from .apply import server_side_apply
+from .apply import manager_from_user_agent, server_side_apply
 from .defaults import apply_schema_defaults
 from .kinds import SCALE_PATHS, VIRTUAL_KINDS, KindInfo
 from .patch import json_merge_patch, json_patch, parse_json, strategic_merge_patch
@@ -430,8 +430,18 @@ class ApiServer:
         if target.info.has_status and target.info.group != "apiextensions.k8s.io":
             body.pop("status", None)
         self._validate(target, body)
-        created = self.store.create(body, dry_run=self._dry_run(request))
+        created = self.store.create(
+            body, dry_run=self._dry_run(request), manager=self._manager(request)
+        )
         return _json(created, 201)
+
+    @staticmethod
+    def _manager(request: web.Request) -> str | None:
+        """The field manager of a non-apply write: fieldManager, else the User-Agent's prefix."""
+        manager = request.query.get("fieldManager") or manager_from_user_agent(
+            request.headers.get("User-Agent", "")
+        )
+        return manager or None
 
     async def _review(self, request: web.Request, target: Target) -> web.Response:
         body = self._check_identity(await self._body(request), target)
@@ -458,7 +468,11 @@ class ApiServer:
             return _json(self.store.update_status(body, dry_run=dry_run))
         self._current(target)
         self._validate(target, body)
-        return _json(self.store.update(body, check_version=True, dry_run=dry_run))
+        return _json(
+            self.store.update(
+                body, check_version=True, dry_run=dry_run, manager=self._manager(request)
+            )
+        )
 
     async def _patch(self, request: web.Request, target: Target) -> web.Response:
         patch_type = PATCH_TYPES.get(request.content_type)
@@ -489,7 +503,11 @@ class ApiServer:
         if target.subresource == "status":
             return _json(self.store.update_status(patched, dry_run=dry_run))
         self._validate(target, patched)
-        return _json(self.store.update(patched, check_version=True, dry_run=dry_run))
+        return _json(
+            self.store.update(
+                patched, check_version=True, dry_run=dry_run, manager=self._manager(request)
+            )
+        )
 
     async def _apply(self, request: web.Request, target: Target, dry_run: bool) -> web.Response:
         manager = request.query.get("fieldManager")

@@ -1,5 +1,7 @@
 """Server-side apply: field sets per manager (fieldsV1 format), removal of dropped fields,
-conflicts between appliers (force wins)."""
+conflicts with other managers (force wins); non-apply writes (create, update, patch) recorded
+as `operation: Update` entries that own the fields they set or changed (k8s.io/apiserver
+pkg/endpoints/handlers/fieldmanager, structured-merge-diff merge.Updater.Update)."""
 
 from __future__ import annotations
 
@@ -175,11 +177,18 @@ def server_side_apply(
 
 
 def _to_fieldset(leaves: set[tuple[str, ...]]) -> FieldSet:
+    """The fieldsV1 set of leaves; a path that is also a prefix of others is marked "."."""
     fields: FieldSet = {}
     for path in leaves:
         node = fields
         for part in path:
             node = node.setdefault(part, {})
+    for path in leaves:
+        node = fields
+        for part in path:
+            node = node[part]
+        if path and node and "." not in node:
+            node["."] = {}
     return fields
 
 
@@ -192,18 +201,16 @@ def _check_conflicts(
 ) -> None:
     conflicts: list[tuple[str, str]] = []
     for entry in others:
-        if entry.get("operation") != "Apply":
-            continue
         for path in sorted(_leaves(entry.get("fieldsV1") or {}) & leaves):
             if path and path[-1].startswith(("k:", "v:")):
                 continue  # owning a list item's existence: both sides keep it
             found_now, now_value = _lookup(current, path)
             found_new, new_value = _lookup(config, path)
             if found_now and found_new and now_value != new_value:
-                conflicts.append((entry["manager"], path_string(path)))
+                conflicts.append((print_manager(entry), path_string(path)))
     if conflicts:
         causes = [
-            {"reason": "FieldManagerConflict", "message": f'conflict with "{m}"', "field": f}
+            {"reason": "FieldManagerConflict", "message": f"conflict with {m}", "field": f}
             for m, f in conflicts
         ]
         raise Conflict(_conflict_message(conflicts), {"causes": causes})
@@ -226,16 +233,92 @@ def path_string(path: tuple[str, ...]) -> str:
     return "".join(out)
 
 
+def print_manager(entry: dict[str, Any]) -> str:
+    """fieldmanager printManager: the quoted name, `with subresource "s"`, and for an Update
+    manager `using <apiVersion>` (the manager identifier carries no time)."""
+    printed = json.dumps(entry["manager"])
+    if entry.get("subresource"):
+        printed += f' with subresource "{entry["subresource"]}"'
+    if entry.get("operation") == "Update":
+        printed += f" using {entry.get('apiVersion')}"
+    return printed
+
+
 def _conflict_message(conflicts: list[tuple[str, str]]) -> str:
-    """apiserver fieldmanager getConflictMessage (Apply managers print as their quoted name)."""
+    """apiserver fieldmanager getConflictMessage (managers as printManager prints them)."""
     if len(conflicts) == 1:
         manager, field = conflicts[0]
-        return f'Apply failed with 1 conflict: conflict with "{manager}": {field}'
+        return f"Apply failed with 1 conflict: conflict with {manager}: {field}"
     by_manager: dict[str, list[str]] = {}
     for manager, field in conflicts:
         by_manager.setdefault(manager, []).append(field)
     lines = []
     for manager in sorted(by_manager):
-        lines.append(f'conflicts with "{manager}":')
+        lines.append(f"conflicts with {manager}:")
         lines += [f"- {field}" for field in by_manager[manager]]
     return f"Apply failed with {len(conflicts)} conflicts: " + "\n".join(lines)
+
+
+def manager_from_user_agent(user_agent: str) -> str:
+    """The default field manager: the User-Agent up to its first '/' (fieldmanager
+    prefixFromUserAgent), at most 128 characters."""
+    return user_agent.split("/", maxsplit=1)[0][:128]
+
+
+def record_update(
+    old: dict[str, Any] | None,
+    new: dict[str, Any],
+    manager: str,
+    builtin: bool,
+    subresource: str | None = None,
+) -> None:
+    """Set new's managedFields for a non-apply write by manager: the manager's Update entry
+    gains every field it set (create) or changed; other managers lose those fields and the
+    fields the write removed; an entry left empty goes (structured-merge-diff Updater.Update)."""
+    managers = _managers(old) if old else []
+    new_fields = config_fields(new, builtin)
+    new_leaves = _leaves(new_fields) if new_fields else set()
+    if old is None:
+        changed = new_leaves
+        removed: set[tuple[str, ...]] = set()
+    else:
+        old_fields = config_fields(old, builtin)
+        old_leaves = _leaves(old_fields) if old_fields else set()
+        changed = {p for p in new_leaves if _lookup(old, p) != _lookup(new, p)}
+        removed = old_leaves - new_leaves
+    api_version = new.get("apiVersion")
+    ident = (manager, "Update", api_version, subresource)
+    mine = next(
+        (
+            m
+            for m in managers
+            if (m["manager"], m["operation"], m.get("apiVersion"), m.get("subresource")) == ident
+        ),
+        None,
+    )
+    if not changed and not removed:
+        new.setdefault("metadata", {})["managedFields"] = managers
+        return
+    kept = []
+    for entry in managers:
+        if entry is mine:
+            continue
+        leaves = _leaves(entry.get("fieldsV1") or {}) if entry.get("fieldsV1") else set()
+        remaining = leaves - changed - removed
+        if remaining != leaves:
+            entry["fieldsV1"] = _to_fieldset(remaining)
+        if entry["fieldsV1"]:
+            kept.append(entry)
+    owned = (_leaves(mine["fieldsV1"]) if mine and mine.get("fieldsV1") else set()) - removed
+    owned |= changed
+    entry = {
+        "manager": manager,
+        "operation": "Update",
+        "apiVersion": api_version,
+        "time": now_iso(),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": _to_fieldset(owned),
+    }
+    if subresource:
+        entry["subresource"] = subresource
+    new.setdefault("metadata", {})["managedFields"] = [*kept, entry] if owned else kept

@@ -79,6 +79,7 @@ BUILTIN_KINDS: tuple[KindInfo, ...] = (
     _k("", "v1", "Event", "events", short=("ev",)),
     _k("", "v1", "Node", "nodes", namespaced=False, short=("no",), sub=("status",)),
     _k("", "v1", "Endpoints", "endpoints", short=("ep",)),
+    _k("", "v1", "ResourceQuota", "resourcequotas", short=("quota",), sub=("status",)),
     _k(
         "", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", short=("pvc",), sub=("status",)
     ),
@@ -210,6 +211,36 @@ BUILTIN_KINDS: tuple[KindInfo, ...] = (
         verbs=_CREATE_ONLY,
     ),
 )
+
+# The builtin kinds whose REST strategy sets metadata.generation (PrepareForCreate sets 1,
+# PrepareForUpdate adds 1 when the spec changes), in kube-apiserver v1.33
+# (pkg/registry/*/strategy.go).
+# Every other builtin kind has none; custom resources always have one (apiextensions-apiserver
+# customResourceStrategy).
+GENERATION_KINDS = frozenset(
+    {
+        ("", "Pod"),  # KEP-5067, v1.33: set unconditionally, status.observedGeneration is gated
+        ("apps", "Deployment"),
+        ("apps", "ReplicaSet"),
+        ("apps", "StatefulSet"),
+        ("apps", "DaemonSet"),
+        ("batch", "Job"),
+        ("batch", "CronJob"),
+        ("networking.k8s.io", "NetworkPolicy"),
+        ("networking.k8s.io", "Ingress"),
+        ("policy", "PodDisruptionBudget"),
+        ("discovery.k8s.io", "EndpointSlice"),
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition"),
+    }
+)
+
+
+def has_generation(info: KindInfo) -> bool:
+    """Does kube-apiserver keep metadata.generation for this kind?"""
+    return not info.builtin or (info.group, info.kind) in GENERATION_KINDS
+
 
 # Kinds that are answered but never stored (reviews).
 VIRTUAL_KINDS = frozenset({"SelfSubjectAccessReview", "SelfSubjectRulesReview", "TokenReview"})
