@@ -143,7 +143,14 @@ def test_kubectl_apply_get_wait_patch_delete(env: dict[str, str], emulator) -> N
     )
     assert bad.returncode != 0 and "spec.size" in bad.stderr
 
-    server_side = kubectl(env, "apply", "--server-side", "-f", "-", stdin=WIDGET).stdout
+    # kubectl patch (manager kubectl-patch, operation Update) owns spec.size now: as on a real
+    # API server, applying another value conflicts until forced
+    conflict = kubectl(env, "apply", "--server-side", "-f", "-", stdin=WIDGET, check=False)
+    assert conflict.returncode != 0
+    assert 'conflict with "kubectl-patch" using example.com/v1: .spec.size' in conflict.stderr
+    server_side = kubectl(
+        env, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=WIDGET
+    ).stdout
     assert "serverside-applied" in server_side
     widget = json.loads(
         kubectl(env, "get", "wd", "w1", "-n", "tools", "-o", "json", "--show-managed-fields").stdout

@@ -276,6 +276,9 @@ def record_update(
     gains every field it set (create) or changed; other managers lose those fields and the
     fields the write removed; an entry left empty goes (structured-merge-diff Updater.Update)."""
     managers = _managers(old) if old else []
+    sent = (new.get("metadata") or {}).get("managedFields")
+    if old is not None and sent is not None and sent != managers:
+        managers = copy.deepcopy(sent)  # the client rewrote managedFields (kubectl csaupgrade)
     new_fields = config_fields(new, builtin)
     new_leaves = _leaves(new_fields) if new_fields else set()
     if old is None:
