@@ -14,7 +14,8 @@ import base64
 import json
 
 import upstream
-from conftest import recap, running_emulator, tasks_runner
+import yaml
+from conftest import apply, recap, running_emulator, tasks_runner
 
 NAMESPACES = ("cert-manager-operator", "cert-manager", "istio-system", "openshift-lws-operator")
 OUR_CRDS = (
@@ -24,6 +25,9 @@ OUR_CRDS = (
     "istios.sailoperator.io",
     "leaderworkersetoperators.operator.openshift.io",
 )
+# The LWS operator applies a ServiceMonitor before its controller (docs/conformance.md): the phase
+# creates the kind's CRD where it is missing.
+SMON_CRD = "servicemonitors.monitoring.coreos.com"
 # The operands the cert-manager operator runs (bindata/cert-manager-deployment at d0c162f1).
 CERT_MANAGER_OPERANDS = {"cert-manager", "cert-manager-webhook", "cert-manager-cainjector"}
 # Credentials that must never show in any output (values of our own making).
@@ -93,7 +97,7 @@ def test_check_then_converge_and_the_secret_never_printed(playbook, tmp_path):
         assert check.rc == 0, check.output[-3000:]
         assert recap(check)["changed"] > 0
         assert not names(endpoints, "Namespace") & set(NAMESPACES)
-        assert not names(endpoints, "CustomResourceDefinition") & set(OUR_CRDS)
+        assert not names(endpoints, "CustomResourceDefinition") & {*OUR_CRDS, SMON_CRD}
         assert not [o for o in endpoints.objects("Secret") if o["type"] == "helm.sh/release.v1"]
         # Nothing to wait for in check mode on an empty cluster.
         assert task_status(check.output, "Readiness gate") == "skipping"
@@ -126,6 +130,16 @@ def test_check_then_converge_and_the_secret_never_printed(playbook, tmp_path):
         assert names(endpoints, "Deployment", "cert-manager") >= CERT_MANAGER_OPERANDS
         assert "istiod" in names(endpoints, "Deployment", "istio-system")
         assert "lws-controller-manager" in names(endpoints, "Deployment", "openshift-lws-operator")
+        # ... after its ServiceMonitor, whose CRD the phase created (server-side, as llmd-gke).
+        (smon_crd,) = [
+            o
+            for o in endpoints.objects("CustomResourceDefinition")
+            if o["metadata"]["name"] == SMON_CRD
+        ]
+        assert {m["manager"] for m in smon_crd["metadata"]["managedFields"]} == {"llmd-gke"}
+        assert names(endpoints, "ServiceMonitor", "openshift-lws-operator") == {
+            "lws-controller-manager-metrics-monitor"
+        }
         (cert_manager,) = endpoints.objects("CertManager")
         conditions = {c["type"]: c["status"] for c in cert_manager["status"]["conditions"]}
         assert "Available" not in conditions
@@ -166,6 +180,10 @@ def test_check_then_converge_and_the_secret_never_printed(playbook, tmp_path):
 def test_the_gate_names_the_operator_held_back(playbook, tmp_path):
     with running_emulator(tmp_path / "emu", time_scale=0.01) as endpoints:
         endpoints.admin_post("/scenario", {"add": ["operator-held:openshift-lws-operator"]})
+        # A ServiceMonitor CRD of the cluster's own (a Prometheus operator's): left as it is.
+        theirs = yaml.safe_load(upstream.SERVICEMONITOR_CRD.read_text())
+        theirs["metadata"]["annotations"] = {"operator.prometheus.io/version": "0.85.0"}
+        apply(endpoints, theirs)
         run = playbook(
             "playbooks/operators.yml",
             "-i",
@@ -188,6 +206,14 @@ def test_the_gate_names_the_operator_held_back(playbook, tmp_path):
         # What is ready is not named.
         assert "Istio default:" not in run
         assert "servicemesh-operator3:" not in run
+        (smon_crd,) = [
+            o
+            for o in endpoints.objects("CustomResourceDefinition")
+            if o["metadata"]["name"] == SMON_CRD
+        ]
+        assert smon_crd["metadata"]["annotations"]["operator.prometheus.io/version"] == "0.85.0"
+        managers = {m["manager"] for m in smon_crd["metadata"].get("managedFields", [])}
+        assert "llmd-gke" not in managers
 
 
 PULL_SECRET_PLAY = """

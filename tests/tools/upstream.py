@@ -42,6 +42,9 @@ CHART_FOLDERS = {
     "lws": "lws-operator-chart",
 }
 LLMISVC_CRD = "config/crd/full/serving.kserve.io_llminferenceservices.yaml"
+# The ServiceMonitor CRD the LWS operator needs (roles/operators defaults): no pinned upstream
+# copy here, so our own stand-in (tests/fixtures/servicemonitors-crd.yaml says why).
+SERVICEMONITOR_CRD = ROOT / "tests" / "fixtures" / "servicemonitors-crd.yaml"
 
 
 class UpstreamError(RuntimeError):
@@ -257,6 +260,8 @@ def ansible_vars() -> dict:
         "operators_chart_paths": {k: str(v) for k, v in found["charts"].items()},
         "operators_gateway_api_crds": str(found["gateway_api"]),
         "operators_inference_extension_crds": str(found["inference_extension"]),
+        # Not an input of ../shared/upstream: our own stand-in, said so in the file.
+        "operators_servicemonitor_crd": str(SERVICEMONITOR_CRD),
     }
 
 

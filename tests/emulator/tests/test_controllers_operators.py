@@ -27,6 +27,7 @@ support.PLURALS.update(
     IstioRevision="istiorevisions",
     CertManager="certmanagers",
     LeaderWorkerSetOperator="leaderworkersetoperators",
+    ServiceMonitor="servicemonitors",
 )
 support.CLUSTER_KINDS.update({"IstioRevision", "CertManager", "LeaderWorkerSetOperator"})
 
@@ -182,7 +183,43 @@ def test_the_lws_operator_needs_cert_manager_then_runs_its_controller(kube):
     assert not lws_condition("Available")
 
     kube.install_crds(("cert-manager.io",))
+    # Next it applies its ServiceMonitor, before its Deployment; with the kind not served the
+    # sync stops there (a cluster without a Prometheus operator: GKE's default).
+    degraded = wait_for(
+        lambda: (
+            lws_condition("TargetConfigControllerDegraded").get("message")
+            == "the server could not find the requested resource"
+            and lws_condition("TargetConfigControllerDegraded")
+        ),
+        what="Degraded without the ServiceMonitor kind",
+    )
+    assert (degraded["status"], degraded["reason"]) == ("True", "SyncError")
+    assert not lws_condition("Available")
+    assert not kube.get("apps/v1", "Deployment", "lws-controller-manager", "openshift-lws-operator")
+    events = kube.list("v1", "Event", "openshift-lws-operator")
+    assert [
+        (e["type"], e["message"], e["involvedObject"]["name"])
+        for e in events
+        if e["reason"] == "ServiceMonitorCreateFailed"
+    ] == [
+        (
+            "Warning",
+            "Failed to create ServiceMonitor.monitoring.coreos.com/"
+            "lws-controller-manager-metrics-monitor -n openshift-lws-operator: "
+            "the server could not find the requested resource",
+            "openshift-lws-operator",
+        )
+    ]
+
+    kube.create(support.crd("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors"))
     wait_for(lambda: lws_condition("Available").get("status") == "True", what="LWS Available")
+    monitor = kube.get(
+        "monitoring.coreos.com/v1",
+        "ServiceMonitor",
+        "lws-controller-manager-metrics-monitor",
+        "openshift-lws-operator",
+    )
+    assert monitor["spec"]["selector"] == {"matchLabels": {"control-plane": "controller-manager"}}
     assert lws_condition("TargetConfigControllerDegraded")["status"] == "False"
     for cert, secret in (
         ("lws-serving-cert", "webhook-server-cert"),

@@ -20,9 +20,10 @@ replica: held back (scenario operator-held:<name>), it writes nothing, as a stop
   bundle 1.0): for LeaderWorkerSetOperator/cluster it fails while cert-manager's Issuer kind is not
   served (TargetConfigControllerDegraded, "please make sure that cert-manager is installed on your
   cluster"), creates Issuer lws-selfsigned-issuer and Certificates lws-serving-cert and
-  lws-metrics-cert, waits for their Secrets, then runs Deployment lws-controller-manager and sets
-  Available True. Not emulated: its ServiceMonitor (monitoring.coreos.com), see
-  docs/conformance.md.
+  lws-metrics-cert, waits for their Secrets, applies its ServiceMonitor (monitoring.coreos.com/v1,
+  which it cannot while that kind is not served: the sync stops there with the client's 404
+  "the server could not find the requested resource" and a ServiceMonitorCreateFailed event),
+  then runs Deployment lws-controller-manager and sets Available True.
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ GATEWAY_API = "gateway.networking.k8s.io/v1"
 CERT_MANAGER_API = "cert-manager.io/v1"
 CERT_MANAGER_KIND = ("operator.openshift.io", "operator.openshift.io/v1alpha1", "CertManager")
 LWS_KIND = ("operator.openshift.io", "operator.openshift.io/v1", "LeaderWorkerSetOperator")
+# The ServiceMonitor the LWS operator applies before its Deployment (bindata/assets/
+# lws-controller-generated/monitoring.coreos.com_v1_servicemonitor_lws-controller-manager-
+# metrics-monitor.yaml), through a dynamic client.
+MONITORING_API = "monitoring.coreos.com/v1"
+LWS_SERVICE_MONITOR = "lws-controller-manager-metrics-monitor"
+# What client-go's dynamic client returns for a 404 whose body is not a Status (the API server's
+# http.NotFound for a group it does not serve): rest/request.go newUnstructuredResponseError with
+# no resource (AbsPath), errors.NewGenericServerResponse.
+NOT_FOUND_MESSAGE = "the server could not find the requested resource"
 ISTIO_KIND = ("sailoperator.io", "sailoperator.io/v1", "Istio")
 # The operator Deployment of each chart (the charts' templates).
 OPERATOR_DEPLOYMENT = {
@@ -283,7 +293,7 @@ class Operators:
         namespace = operator["metadata"]["namespace"]
         status = copy.deepcopy(lws.get("status") or {})
         conds = status.setdefault("conditions", [])
-        error = self._lws_sync(lws, namespace)
+        error = self._lws_sync(lws, operator, namespace)
         if error:
             _set(conds, "TargetConfigControllerDegraded", "True", "SyncError", error)
         else:
@@ -293,7 +303,7 @@ class Operators:
             status["readyReplicas"] = _available(deploy)
         self._write_status(lws, status)
 
-    def _lws_sync(self, lws: Obj, namespace: str) -> str:
+    def _lws_sync(self, lws: Obj, operator: Obj, namespace: str) -> str:
         """target_config_reconciler.go sync(): the error it stops at, or '' when it got through."""
         if not self.store.is_known(CERT_MANAGER_API, "Issuer"):
             return "please make sure that cert-manager is installed on your cluster"
@@ -333,6 +343,35 @@ class Operators:
             data = found.get("data") or {}
             if not data.get("tls.crt") or not data.get("tls.key"):
                 return f"{secret} secret is not initialized"
+        # manageServiceMonitor (ApplyServiceMonitor -> library-go ApplyUnstructuredResourceImproved:
+        # Get, NotFound, Create; reportCreateEvent on failure), after the webhooks and before
+        # manageDeployments.
+        if not self.store.is_known(MONITORING_API, "ServiceMonitor"):
+            self.store.record_event(
+                operator,
+                "ServiceMonitorCreateFailed",
+                f"Failed to create ServiceMonitor.monitoring.coreos.com/{LWS_SERVICE_MONITOR} "
+                f"-n {namespace}: {NOT_FOUND_MESSAGE}",
+                type="Warning",
+                component="openshift-lws-operator",
+            )
+            return NOT_FOUND_MESSAGE
+        self._ensure(
+            {
+                "apiVersion": MONITORING_API,
+                "kind": "ServiceMonitor",
+                "metadata": {
+                    "name": LWS_SERVICE_MONITOR,
+                    "namespace": namespace,
+                    "labels": {"control-plane": "controller-manager"},
+                    "ownerReferences": [ref],
+                },
+                "spec": {
+                    "endpoints": [{"path": "/metrics", "port": "https", "scheme": "https"}],
+                    "selector": {"matchLabels": {"control-plane": "controller-manager"}},
+                },
+            }
+        )
         labels = {"control-plane": "controller-manager"}
         container = {"name": "manager", "command": ["/manager"], "args": ["--zap-log-level=2"]}
         deploy = _deployment(LWS_CONTROLLER, namespace, labels, container, replicas=2)
