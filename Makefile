@@ -23,7 +23,7 @@ PYTEST_WORKERS ?= auto
 SANDBOX_ARGS ?=
 
 .PHONY: help setup lock lint ansible-lint ruff sanity changelog-lint unit emulator integration test \
-	sandbox molecule build clean
+	sandbox molecule build clean docs docs-lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -76,7 +76,7 @@ lock: ## Re-resolve requirements*.txt and rewrite constraints.txt
 	  { echo "# Full lock of requirements.txt + requirements-dev.txt on Python 3.12 (make lock regenerates it)."; \
 	    $(BUILD)/lockvenv/bin/pip freeze --exclude-editable; } > constraints.txt
 
-lint: ansible-lint ruff sanity changelog-lint ## All static checks
+lint: ansible-lint ruff sanity changelog-lint docs-lint ## All static checks
 
 ansible-lint: $(STAMP) ## ansible-lint, production profile
 	ansible-lint --offline
@@ -100,6 +100,17 @@ sanity: $(COLLECTION_DIR) ## ansible-test sanity on a proper ansible_collections
 
 changelog-lint: $(STAMP) ## Check the changelog fragments
 	antsibull-changelog lint
+
+# antsibull-docs' collection docs lint: the plugin and role docs (schema, markup, references), the
+# guides' RST (rstcheck) and docs/docsite/extra-docs.yml and links.yml, on the collection tree.
+docs-lint: $(COLLECTION_DIR) ## Lint the docsite: plugin and role docs, guides, extra-docs.yml, links.yml
+	cd $(COLLECTION_DIR) && ANSIBLE_COLLECTIONS_PATH=$(abspath $(BUILD)) antsibull-docs \
+	  lint-collection-docs --plugin-docs --validate-collection-refs self \
+	  .
+
+docs: $(COLLECTION_DIR) ## Build the HTML docsite (modules, roles, filter, guides) into build/docs
+	$(PY) tests/tools/build_docs.py --collections-path $(BUILD) --work-dir $(BUILD)/docsite \
+	  --dest $(BUILD)/docs
 
 unit: $(STAMP) ## Unit tests (module_utils and modules)
 	pytest tests/unit $(PYTEST_ARGS)
