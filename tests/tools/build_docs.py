@@ -32,7 +32,7 @@ ANSIBLE_LABELS = {
     "ansible_configuration_settings": "reference_appendices/config.html",
 }
 
-CONF_TAIL = f'''
+CONF_TAIL = f"""
 
 # --- added by tests/tools/build_docs.py -------------------------------------------------------
 # No intersphinx downloads (no web access on the build machines); the labels of the Ansible
@@ -55,7 +55,7 @@ def _ansible_label(app, env, node, contnode):
 
 def setup(app):
     app.connect("missing-reference", _ansible_label)
-'''
+"""
 
 
 def run(args: list[str], cwd: Path, env: dict) -> None:
