@@ -60,7 +60,9 @@ def setup(app):
 
 def run(args: list[str], cwd: Path, env: dict) -> None:
     print("+", " ".join(str(a) for a in args), flush=True)
+    start = time.monotonic()
     subprocess.run([str(a) for a in args], cwd=cwd, env=env, check=True)
+    print(f"  ({time.monotonic() - start:.1f} s)", flush=True)
 
 
 def build(collections_path: Path, work: Path, dest: Path) -> int:
@@ -135,7 +137,8 @@ def main() -> int:
     if not (tree / "galaxy.yml").is_file():
         parser.error(f"{args.collections_path}/ansible_collections/llmd/gke is not a collection")
     start = time.monotonic()
-    pages = build(args.collections_path, args.work_dir, args.dest)
+    # Absolute paths: antsibull-docs and sphinx-build run with the work directory as cwd.
+    pages = build(args.collections_path.resolve(), args.work_dir.resolve(), args.dest.resolve())
     print(f"docsite: {pages} pages in {args.dest} ({time.monotonic() - start:.0f} s)")
     return 0
 
