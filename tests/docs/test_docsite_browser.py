@@ -14,6 +14,7 @@ href``), its element ids, its headings and the requests that failed. The checks:
   entry point section (with Synopsis, and Parameters when it has options) for each entry point of
   its meta/argument_specs.yml; the filter page its Synopsis, Input, Examples and Return Value;
 - every guide of docs/docsite/extra-docs.yml is there with the title of its RST source;
+- links into the project's GitHub repository (links.yml) name files of this tree;
 - the collection's index page links to every module, role, filter and guide page.
 
 ``make docs-test`` builds the site then runs this file. Without build/docs, or without Chromium
@@ -29,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -154,16 +156,29 @@ def chromium() -> Iterator[DevTools]:
         try:
             yield client
         finally:
+            with contextlib.suppress(Exception):
+                client.send("Browser.close")
             client.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process_group(proc)
         log.close()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def stop_process_group(proc: subprocess.Popen) -> None:
+    """End the browser and its helper processes (its own session), before its profile goes."""
+    try:
+        proc.wait(10)  # Browser.close asked it to quit
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while True:  # helpers of the browser left in its process group
+        try:
+            os.killpg(proc.pid, signal.SIGKILL if time.monotonic() > deadline else 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -203,14 +218,18 @@ def visit(tools: DevTools, session: str, url: str) -> dict:
         "result"
     ]["value"]
     page["failed"] = []
+    requested: dict[str, str] = {}
     for event in tools.events:
         params = event.get("params", {})
-        if event.get("method") == "Network.responseReceived":
+        if event.get("method") == "Network.requestWillBeSent":
+            requested[params["requestId"]] = params["request"]["url"]
+        elif event.get("method") == "Network.responseReceived":
             response = params["response"]
             if response["status"] >= 400:
                 page["failed"].append(f"{response['url']}: HTTP {response['status']}")
         elif event.get("method") == "Network.loadingFailed" and not params.get("canceled"):
-            page["failed"].append(f"{params['type']} request: {params['errorText']}")
+            url = requested.get(params["requestId"], params["type"])
+            page["failed"].append(f"{url}: {params['errorText']}")
     return page
 
 
@@ -299,6 +318,25 @@ def test_nothing_points_outside_the_project(site):
     EXTERNAL_LIST.write_text("".join(f"{url}\n" for url in sorted(external)))
     print(f"{len(external)} links to other sites, listed in {EXTERNAL_LIST}")
     assert not outside, "\n".join(outside)
+
+
+def test_links_to_the_project_repository_name_its_files(site):
+    """The "Edit on GitHub" links and the guides' links into llmd/gke name files of this tree."""
+    links = yaml.safe_load((ROOT / "docs" / "docsite" / "links.yml").read_text())
+    repo = links["edit_on_github"]["repository"]
+    pattern = re.compile(
+        rf"https://github\.com/{re.escape(repo)}/(?:blob|edit|tree)/[^/]+/([^?#]+)"
+    )
+    named, missing = 0, []
+    for path, page in site["pages"].items():
+        for link in page["links"]:
+            match = pattern.match(link["url"])
+            if match:
+                named += 1
+                if not (ROOT / urllib.parse.unquote(match.group(1))).exists():
+                    missing.append(f"{path}: {link['url'].split('?')[0]}")
+    assert named > 0, f"no page links to a file of {repo}"
+    assert not missing, "\n".join(missing)
 
 
 def _headings(site, page: str) -> list[tuple[int, str]]:
