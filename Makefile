@@ -23,7 +23,7 @@ PYTEST_WORKERS ?= auto
 SANDBOX_ARGS ?=
 
 .PHONY: help setup lock lint ansible-lint ruff sanity changelog-lint unit emulator integration test \
-	sandbox molecule build clean
+	sandbox molecule build clean docs docs-lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -76,7 +76,7 @@ lock: ## Re-resolve requirements*.txt and rewrite constraints.txt
 	  { echo "# Full lock of requirements.txt + requirements-dev.txt on Python 3.12 (make lock regenerates it)."; \
 	    $(BUILD)/lockvenv/bin/pip freeze --exclude-editable; } > constraints.txt
 
-lint: ansible-lint ruff sanity changelog-lint ## All static checks
+lint: ansible-lint ruff sanity changelog-lint docs-lint ## All static checks
 
 ansible-lint: $(STAMP) ## ansible-lint, production profile
 	ansible-lint --offline
@@ -85,10 +85,15 @@ ruff: $(STAMP) ## ruff lint and format check of all Python
 	ruff check .
 	ruff format --check .
 
-$(COLLECTION_DIR): $(STAMP) FORCE
-	@rm -rf $(BUILD)/ansible_collections && mkdir -p $(COLLECTION_DIR)
+# The checkout's files (tracked and new, not ignored) copied to $(1)/ansible_collections/llmd/gke.
+define copy_collection
+	@rm -rf $(1)/ansible_collections && mkdir -p $(1)/ansible_collections/llmd/gke
 	@git ls-files -z --cached --others --exclude-standard \
-	  | grep -zv '^collections/' | xargs -0 cp --parents -P -t $(COLLECTION_DIR)
+	  | grep -zv '^collections/' | xargs -0 cp --parents -P -t $(1)/ansible_collections/llmd/gke
+endef
+
+$(COLLECTION_DIR): $(STAMP) FORCE
+	$(call copy_collection,$(BUILD))
 	@# ansible-test lists files with git: give the copy its own index (the checkout ignores build/).
 	@cd $(COLLECTION_DIR) && git init -q && git add -A
 .PHONY: FORCE
@@ -101,6 +106,28 @@ sanity: $(COLLECTION_DIR) ## ansible-test sanity on a proper ansible_collections
 changelog-lint: $(STAMP) ## Check the changelog fragments
 	antsibull-changelog lint
 
+# antsibull-docs' collection docs lint: the plugin and role docs (schema, markup, references to
+# the collection's modules, roles and options), the guides' RST (rstcheck) and their references
+# (:ansplugin:, :ansopt:, ...: --check-extra-docs-refs), docs/docsite/extra-docs.yml and links.yml.
+# It lints a copy of the git-tracked files of the directory it is given (antsibull-fileutils'
+# GitCopier): the collection tree, whose own git index holds every file of the checkout.
+docs-lint: $(COLLECTION_DIR) ## Lint the docsite: plugin and role docs, guides and their references
+	cd $(COLLECTION_DIR) && antsibull-docs lint-collection-docs --plugin-docs \
+	  --validate-collection-refs self --check-extra-docs-refs .
+
+# The docsite is built from its own copy of the collection: `make test` runs docs-test (in the
+# unit-emulator job) while sanity and docs-lint use $(COLLECTION_DIR) (in the lint job).
+DOCS_COLLECTIONS := $(BUILD)/docs-collections
+.PHONY: docs-test
+
+docs: $(STAMP) ## Build the HTML docsite (modules, roles, filter, guides) into build/docs
+	$(call copy_collection,$(DOCS_COLLECTIONS))
+	$(PY) tests/tools/build_docs.py --collections-path $(DOCS_COLLECTIONS) \
+	  --work-dir $(BUILD)/docsite --dest $(BUILD)/docs
+
+docs-test: docs ## Build the docsite and check every page in headless Chromium (links, sections)
+	pytest tests/docs $(PYTEST_ARGS)
+
 unit: $(STAMP) ## Unit tests (module_utils and modules)
 	pytest tests/unit $(PYTEST_ARGS)
 
@@ -111,15 +138,16 @@ integration: $(STAMP) $(NCA_STAMP) ## Playbook tests through ansible-playbook
 	pytest tests/integration -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
 	  --durations=12 $(PYTEST_ARGS)
 
-# ansible-test sanity runs its tests one after the other on one core: the unit and emulator
+# ansible-test sanity runs its tests one after the other on one core: the unit, docsite and emulator
 # tests run meanwhile (output kept per target), then the playbook tests get every core.
-test: ## Everything CI runs (lint, unit, emulator, integration)
+test: ## Everything CI runs (lint, unit, docsite, emulator, integration)
 	$(MAKE) --no-print-directory -j2 --output-sync=target lint unit-emulator
 	$(MAKE) --no-print-directory integration
 
 .PHONY: unit-emulator
 unit-emulator: $(STAMP)
 	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory docs-test
 	$(MAKE) --no-print-directory emulator
 
 sandbox: $(STAMP) ## The whole deployment against the emulator, with a summary
