@@ -441,3 +441,13 @@ def test_collection_index_links_every_page(site):
         | {f"{COLLECTION}/docsite/{g}.html" for g in _guides()}
     )
     assert not wanted - linked, sorted(wanted - linked)
+
+
+def test_conformance_page_carries_the_whole_ledger(site):
+    """docs/conformance.md (Markdown) is rendered into the conformance guide, every section."""
+    ledger = (ROOT / "docs" / "conformance.md").read_text(encoding="utf-8")
+    wanted = [line[3:].strip() for line in ledger.splitlines() if line.startswith("## ")]
+    assert wanted, "docs/conformance.md has no sections"
+    headings = {text for _level, text in _headings(site, f"{COLLECTION}/docsite/conformance.html")}
+    missing = [title for title in wanted if not any(h.startswith(title) for h in headings)]
+    assert not missing, missing

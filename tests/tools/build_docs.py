@@ -6,6 +6,10 @@ project for the collection found on ANSIBLE_COLLECTIONS_PATH (the Makefile's
 ``build/ansible_collections/llmd/gke`` copy), ``antsibull-docs collection`` renders the module,
 role, filter and guide pages (docs/docsite) into it, and ``sphinx-build -W`` writes the HTML.
 
+The conformance ledger stays Markdown at docs/conformance.md (next to the code it describes): the
+build appends it, parsed by MyST, to the generated conformance guide page, so the docsite carries
+it whole (the source tree's page, which antsibull-docs lints, holds only the introduction).
+
 One change to the generated Sphinx configuration: this project's machines reach no web site but
 package registries, so the intersphinx inventories of docs.python.org and docs.ansible.com cannot
 be read. The pages antsibull-docs generates refer to a few labels of the Ansible documentation
@@ -38,6 +42,8 @@ CONF_TAIL = f"""
 # No intersphinx downloads (no web access on the build machines); the labels of the Ansible
 # documentation that generated pages use are resolved to docs.ansible.com instead.
 intersphinx_mapping = {{}}
+# The conformance ledger (docs/conformance.md) is Markdown, included by the conformance page.
+extensions = [*extensions, "myst_parser"]
 _ANSIBLE_DOCS = {ANSIBLE_DOCS!r}
 _ANSIBLE_LABELS = {ANSIBLE_LABELS!r}
 
@@ -56,6 +62,23 @@ def _ansible_label(app, env, node, contnode):
 def setup(app):
     app.connect("missing-reference", _ansible_label)
 """
+
+
+LEDGER = "docs/conformance.md"
+# Outside Sphinx's source suffixes (.rst, and .md once MyST is on): only the include reads it.
+LEDGER_COPY = "conformance-ledger.mdinc"
+
+
+def include_ledger(collection: Path, rst: Path) -> None:
+    """Append docs/conformance.md, parsed as Markdown, to the generated conformance page."""
+    page = rst / "collections" / "llmd" / "gke" / "docsite" / "conformance.rst"
+    if not page.is_file():
+        raise SystemExit(f"{page} was not generated: is conformance in extra-docs.yml?")
+    shutil.copyfile(collection / LEDGER, page.parent / LEDGER_COPY)
+    with page.open("a", encoding="utf-8") as out:
+        out.write(
+            f"\n\n.. include:: {LEDGER_COPY}\n   :parser: myst_parser.sphinx_\n"
+        )
 
 
 def run(args: list[str], cwd: Path, env: dict) -> None:
@@ -113,6 +136,7 @@ def build(collections_path: Path, work: Path, dest: Path) -> int:
         work,
         env,
     )
+    include_ledger(collections_path / "ansible_collections" / "llmd" / "gke", rst)
     shutil.rmtree(dest, ignore_errors=True)
     run(
         [bindir / "sphinx-build", "-b", "html", "-W", "--keep-going", "-q", "-c", work, rst, dest],
