@@ -189,7 +189,11 @@ def test_scale_1_3_0_1_with_the_pool_following(run, sandbox_emulator):
     assert "Prefix-cache routing: 18 hits in 18 follow-up requests (ratio 1.0" in verify
     # (the YAML callback doubles the quotes of the printed dict)
     routing = " ".join(verify.output.split()).split("Prefix-cache routing:")[1].split("p50")[0]
-    assert len(set(re.findall(rf"'+({SERVICE}-kserve-[^']+)'+: \d+", routing))) == 3, routing
+    # New prefixes are spread by the EPP's scores (upstream's max-score-picker breaks ties at
+    # random), so 6 groups need not reach all 3 pods: more than one, and only the model's pods.
+    spread = set(re.findall(rf"'+({SERVICE}-kserve-[^']+)'+: \d+", routing))
+    assert 2 <= len(spread) <= 3, routing
+    assert spread <= {p["metadata"]["name"] for p in ready}, routing
 
     again = run("playbooks/scale.yml", "-e", "llmd_model_replicas=3")
     assert again.rc == 0, again.output[-3000:]
