@@ -20,10 +20,16 @@ PYTEST_ARGS ?=
 # order of tests/integration/conftest.py (longest first, not xdist's reorder): `auto` is
 # one worker per CPU. PYTEST_WORKERS=0 runs them in this process.
 PYTEST_WORKERS ?= auto
+# make sandbox ARGS="--tags model -v": ansible-playbook arguments, as they are. SANDBOX_ARGS: the
+# script's own options (--time-scale 0.1) and, as before, ansible-playbook arguments too (those the
+# script does not know pass through). KEEP=1: the emulator stays up after site.yml (make
+# sandbox-stop stops it).
+ARGS ?=
 SANDBOX_ARGS ?=
+KEEP ?=
 
 .PHONY: help setup lock lint ansible-lint ruff sanity changelog-lint unit emulator integration test \
-	sandbox molecule build clean docs docs-lint
+	sandbox sandbox-stop molecule build clean docs docs-lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -150,8 +156,13 @@ unit-emulator: $(STAMP)
 	$(MAKE) --no-print-directory docs-test
 	$(MAKE) --no-print-directory emulator
 
-sandbox: $(STAMP) ## The whole deployment against the emulator, with a summary
-	$(PY) tests/tools/sandbox.py $(SANDBOX_ARGS)
+sandbox: $(STAMP) ## site.yml against the emulator (ARGS="--tags model -v"; KEEP=1 leaves it up)
+	$(PY) tests/tools/sandbox.py $(if $(filter-out 0 no false,$(KEEP)),--keep) $(SANDBOX_ARGS) \
+	  $(if $(strip $(ARGS)),-- $(ARGS))
+
+sandbox-stop: ## Stop the sandbox that make sandbox KEEP=1 left running
+	@if [ -x $(PY) ]; then $(PY) tests/tools/sandbox.py --stop; \
+	  else echo "No $(VENV): make sandbox-stop VENV=<the venv make sandbox ran with>" >&2; exit 1; fi
 
 # Scenarios live in molecule/ (MOLECULE_GLOB says so: molecule would look in extensions/molecule
 # of a collection); the GCP variables of the shell must not change what preflight finds.

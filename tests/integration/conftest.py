@@ -84,6 +84,11 @@ def short_tmp():
 @pytest.fixture
 def ansible_env(tmp_path, short_tmp):
     """An environment with no ambient credentials and private Ansible/TMP directories."""
+    return isolated_env(tmp_path, short_tmp)
+
+
+def isolated_env(tmp_path: Path, short_tmp: Path) -> dict:
+    """ansible_env's environment on directories of the caller's (a module fixture's)."""
     env = {k: v for k, v in os.environ.items() if k not in AMBIENT}
     home = tmp_path / "home"
     (home / ".config").mkdir(parents=True)

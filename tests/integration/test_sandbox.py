@@ -1,12 +1,16 @@
 """site.yml and the lifecycle playbooks on the sandbox, one emulator and one converge for all.
 
-The tests of this file run in order on one emulator (module scope): site.yml converges (with -vvv:
-no secret value is printed), converges again changing nothing but the benchmark's report, and
---check predicts no change; then scale 1 -> 3 -> 0 -> 1 with the TPU pool following (the
+The tests of this file run in order on one emulator (module scope): site.yml converges through
+`make sandbox KEEP=1`'s script (with -vvv: no secret value is printed), which leaves the emulator
+running; the other playbooks run with the command line its summary prints. site.yml converges
+again changing nothing but the benchmark's report, and --check predicts no change; the printed
+curl, pasted, gets a completion from the model through the emulated gateway and the printed
+kubectl line lists its pods; then scale 1 -> 3 -> 0 -> 1 with the TPU pool following (the
 emulated cluster autoscaler removes an idle node after seconds here), a support bundle with known
 secret values and a planted fault, the teardown refused without the cluster confirmation, per
 tag, predicted by --check, then complete, leaving the emulator as it started, and a second
-teardown that changes nothing.
+teardown that changes nothing; last, the printed stop command stops the kept sandbox, and says
+so when run again.
 """
 
 from __future__ import annotations
@@ -14,14 +18,24 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shlex
+import shutil
+import subprocess
+import sys
 import tarfile
+import tempfile
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import changed_tasks, kubectl, recap
+from conftest import ROOT, VENV_BIN, Run, changed_tasks, isolated_env, kubectl, recap
+
+from llmd_emulator.cli import process_alive
+from llmd_emulator.testing import Endpoints, endpoints_of, running_emulator
 
 NS = "llm-d-inference-scheduling"
+MODEL = "Qwen/Qwen2.5-3B-Instruct"
 SERVICE = "qwen2-3b-pattern1"
 POOL = "tpu-v6e-pool"
 CLUSTER = "llmd-sandbox"
@@ -42,18 +56,112 @@ SETTINGS = {
     "llmd_hf_token": HF_TOKEN,
     "llmd_registry_auth": {"auths": {"registry.redhat.io": {"auth": REGISTRY_AUTH}}},
 }
+# The phases of site.yml as the summary names them (their tags), in order.
+PHASES = [
+    "preflight",
+    "cluster",
+    "tpu",
+    "operators",
+    "kserve",
+    "gateway",
+    "tpu (ready)",
+    "model",
+    "netpol",
+    "verify",
+    "bench",
+]
 # What the tests of this module share, in order (the first converges).
 STATE: dict = {}
 
 
+# Waits poll every second (emulated time runs 100 times faster).
+SETTINGS_ARG = json.dumps({"scale_poll_delay": 1, **SETTINGS})
+
+
+@dataclass
+class Kept:
+    """The sandbox `tests/tools/sandbox.py --keep` converged and left running."""
+
+    converge: Run
+    stdout: str
+    results: Path
+    endpoints: Endpoints
+    baseline: set[tuple]
+    env: dict
+
+    def printed(self, heading: str) -> str:
+        """The command the summary prints under a heading."""
+        lines = self.stdout.splitlines()
+        return lines[lines.index(heading) + 1].strip()
+
+
+@pytest.fixture(scope="module")
+def kept_sandbox(tmp_path_factory):
+    """site.yml once, as `make sandbox KEEP=1 ARGS="-vvv -e <known secrets>"` runs it; the
+    kept emulator is stopped at the end of the module whatever happened."""
+    base = tmp_path_factory.mktemp("sandbox")
+    short = Path(tempfile.mkdtemp(prefix="llmd-"))
+    env = isolated_env(base, short)
+    # The objects an emulator starts with: a complete teardown leaves these and no more.
+    with running_emulator(base / "fresh", time_scale=0.01) as fresh:
+        baseline = keys(fresh)
+    results = base / "results"
+    script = [sys.executable, str(ROOT / "tests" / "tools" / "sandbox.py"), "--results", results]
+    proc = subprocess.run(
+        [*script, "--keep", "-vvv", "-e", SETTINGS_ARG],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    try:
+        endpoints = endpoints_of(results / "emulator")
+        # The emulated cluster-autoscaler removes an idle Node after AUTOSCALE_DOWN emulated
+        # seconds (6 s here): keep Nodes while a test compares the state of two runs.
+        endpoints.admin_post("/config", {"gke": {"durations": {"AUTOSCALE_DOWN": 10**7}}})
+        yield Kept(
+            Run(proc.returncode, proc.stdout + proc.stderr),
+            proc.stdout,
+            results,
+            endpoints,
+            baseline,
+            env,
+        )
+    finally:
+        subprocess.run([*script, "--stop"], cwd=ROOT, env=env, check=False, timeout=120)
+        shutil.rmtree(short, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def sandbox_emulator(kept_sandbox):
+    """The kept sandbox's emulator (instead of conftest's own)."""
+    return kept_sandbox.endpoints
+
+
+MORE_PLAYBOOKS = "Run more playbooks against it (scale, verify, diagnose, teardown):"
+
+
+@pytest.fixture
+def sandbox_playbook(playbook, kept_sandbox):
+    """sandbox_playbook(book, *args): the command line the kept sandbox's summary prints to run
+    more playbooks against it, with another playbook."""
+    command = shlex.split(kept_sandbox.printed(MORE_PLAYBOOKS))
+    assert command[:2] == [str(VENV_BIN / "ansible-playbook"), "playbooks/verify.yml"], command
+
+    def run(book: str, *args: str, env: dict | None = None, timeout: int = 900) -> Run:
+        return playbook(book, *command[2:], *args, env=env, timeout=timeout)
+
+    return run
+
+
 @pytest.fixture
 def run(sandbox_playbook):
-    """run(playbook, *args) with the known secrets; waits poll every second (emulated time runs
-    100 times faster)."""
+    """run(playbook, *args) with the known secrets, against the kept sandbox."""
 
     def execute(book: str, *args: str):
-        settings = json.dumps({"scale_poll_delay": 1, **SETTINGS})
-        return sandbox_playbook(book, "-e", settings, *args)
+        return sandbox_playbook(book, "-e", SETTINGS_ARG, *args)
 
     return execute
 
@@ -112,10 +220,12 @@ def converged():
 BENCH = "llmd.gke.bench : Run the load benchmark"
 
 
-def test_converge_then_idempotent_then_check_mode_changes_nothing(run, sandbox_emulator, tmp_path):
-    STATE["baseline"] = keys(sandbox_emulator)
-    bench = json.dumps({"bench_results_root": str(tmp_path / "bench")})
-    first = run("site.yml", "-vvv", "-e", bench)
+def test_converge_then_idempotent_then_check_mode_changes_nothing(
+    run, kept_sandbox, sandbox_emulator
+):
+    STATE["baseline"] = kept_sandbox.baseline
+    bench = kept_sandbox.results / "bench"
+    first = kept_sandbox.converge
     assert first.rc == 0, first.output[-5000:]
     assert recap(first)["failed"] == 0
     for secret in SECRETS:
@@ -140,23 +250,75 @@ def test_converge_then_idempotent_then_check_mode_changes_nothing(run, sandbox_e
     (main,) = [c for c in epp["spec"]["template"]["spec"]["containers"] if c["name"] == "main"]
     assert main["args"][main["args"].index("--v") + 1] == "3" and "--cert-path" in main["args"]
     assert "concurrency 4: 24 ok, 0 failed" in first
-    assert len(list((tmp_path / "bench").glob("*/report.md"))) == 1
+    (report,) = bench.glob("*/report.md")
+    # The summary: clean paths, every phase of site.yml with its time, the model's kept access.
+    assert f"Reports: {report.parent}" in first
+    assert "sandbox/../" not in first.output
+    assert "/../" not in kept_sandbox.stdout.split("== sandbox summary")[1]
+    table = kept_sandbox.stdout.split("Time per phase (tag: seconds):\n")[1]
+    table = table.split("\nGKE cluster", maxsplit=1)[0]
+    seconds = {
+        m.group(1): float(m.group(2)) for m in re.finditer(r"^  (.+?)\s+(\d+\.\d)$", table, re.M)
+    }
+    assert list(seconds) == PHASES
+    # Each phase did work: more than the argument validation a phase skipped by tag takes; the
+    # phases add up to no more than the whole run.
+    assert min(seconds.values()) > 0.4, seconds
+    total = re.search(r"^site\.yml: .* \((\d+) s\)$", kept_sandbox.stdout, re.M)
+    assert sum(seconds.values()) <= int(total.group(1)) + 1, (seconds, total.group(0))
     converged = snapshot(sandbox_emulator)
 
     # Again: only the benchmark reports a change (it sends load and writes a new report).
-    second = run("site.yml", "-e", bench)
+    second = run("site.yml")
     assert second.rc == 0, second.output
     assert changed_tasks(second) == [BENCH], second.output
-    assert len(list((tmp_path / "bench").glob("*/report.md"))) == 2
+    assert len(list(bench.glob("*/report.md"))) == 2
     assert snapshot(sandbox_emulator) == converged
 
-    check = run("site.yml", "--check", "--diff", "-e", bench)
+    check = run("site.yml", "--check", "--diff")
     assert check.rc == 0, check.output
     assert set(changed_tasks(check)) <= {BENCH}, check.output
     assert "Check mode: no request sent" in check
-    assert len(list((tmp_path / "bench").glob("*/report.md"))) == 2
+    assert len(list(bench.glob("*/report.md"))) == 2
     assert snapshot(sandbox_emulator) == converged
     STATE["converged"] = True
+
+
+def paste(line: str, env: dict) -> subprocess.CompletedProcess:
+    """A printed command line run as a user pastes it: bash, from the repository root."""
+    return subprocess.run(
+        ["bash", "-c", line], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_the_printed_curl_and_kubectl_answer_from_the_kept_sandbox(kept_sandbox):
+    converged()
+    # The model has stayed Ready through the runs above (minutes of compressed emulated time).
+    state = json.loads((kept_sandbox.results / "sandbox.json").read_text())
+    assert process_alive(state["pid"])
+    curl = kept_sandbox.printed(f"Ask the model {MODEL} through the emulated gateway:")
+    assert curl == state["models"][0]["curl"]
+    # The URL the gateway phase reported, with the model's namespace and name.
+    (gateway,) = re.findall(
+        r"Gateway opendatahub/inference-gateway: (http://\S+)", kept_sandbox.stdout
+    )
+    assert shlex.split(curl)[2] == f"{gateway}/{NS}/{SERVICE}/v1/completions"
+    answer = paste(curl, kept_sandbox.env)
+    assert answer.returncode == 0, answer.stderr
+    completion = json.loads(answer.stdout)
+    assert completion["object"] == "text_completion"
+    assert completion["model"] == MODEL
+    assert completion["choices"][0]["text"].strip()
+    assert completion["usage"]["completion_tokens"] > 0
+
+    # The kubectl line lists the model's pods (the emulated API's table has the columns NAME and
+    # AGE only: their phase comes from the emulator's state).
+    pods = paste(kept_sandbox.printed("Look at the cluster:"), kept_sandbox.env)
+    assert pods.returncode == 0, pods.stderr
+    listed = {tuple(line.split()[:2]) for line in pods.stdout.splitlines()[1:]}
+    (pod,) = workload_pods(kept_sandbox.endpoints)
+    assert (NS, pod["metadata"]["name"]) in listed, pods.stdout
+    assert pod["status"]["phase"] == "Running"
 
 
 def test_scale_1_3_0_1_with_the_pool_following(run, sandbox_emulator):
@@ -339,7 +501,7 @@ def test_teardown_refuses_the_cluster_without_confirmation(run, sandbox_emulator
     assert [c["name"] for c in gke_clusters(sandbox_emulator)] == [CLUSTER]
 
 
-def test_teardown_by_tag_then_everything_then_nothing(run, sandbox_emulator):
+def test_teardown_by_tag_then_everything_then_nothing(run, sandbox_emulator, kept_sandbox):
     converged()
     model = run("playbooks/teardown.yml", "--tags", "model")
     assert model.rc == 0, model.output[-5000:]
@@ -371,9 +533,28 @@ def test_teardown_by_tag_then_everything_then_nothing(run, sandbox_emulator):
     # Nothing site.yml made is left: the objects are those the emulator started with.
     assert keys(sandbox_emulator) - STATE["baseline"] == set()
     assert gke_clusters(sandbox_emulator) == []
-    assert not (Path(sandbox_emulator.state_dir) / "llmd-kubeconfig.yaml").exists()
+    # ... nor the kubeconfig the cluster phase wrote (llmd_kubeconfig of the kept sandbox)
+    assert (kept_sandbox.results / "kubeconfig.yaml").parent.is_dir()
+    assert not (kept_sandbox.results / "kubeconfig.yaml").exists()
 
     again = run("playbooks/teardown.yml", "-e", everything)
     assert again.rc == 0, again.output[-5000:]
     assert recap(again)["changed"] == 0, again.output
     assert "the phases inside the cluster are skipped" in again
+
+
+def test_the_printed_stop_stops_the_kept_sandbox_and_says_so_again(kept_sandbox):
+    pid = json.loads((kept_sandbox.results / "sandbox.json").read_text())["pid"]
+    stop = kept_sandbox.printed("Stop it:")
+    first = paste(stop, kept_sandbox.env)
+    assert first.returncode == 0, first.stderr
+    assert (
+        f"Stopped the sandbox kept in {kept_sandbox.results} (emulator pid {pid})" in first.stdout
+    )
+    assert not process_alive(pid)
+    assert not (kept_sandbox.results / "sandbox.json").exists()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(kept_sandbox.endpoints.admin_url + "/healthz", timeout=5)
+    again = paste(stop, kept_sandbox.env)
+    assert again.returncode == 0, again.stderr
+    assert "No sandbox is running" in again.stdout

@@ -88,35 +88,53 @@ def _options(options: dict[str, Any]) -> list[str]:
     return args
 
 
-@contextlib.contextmanager
-def running_emulator(state_dir: Path | str, **options: Any) -> Iterator[Endpoints]:
-    """Start `python -m llmd_emulator start` in state_dir, yield its endpoints, stop it.
-
-    options are CLI options: time_scale=0.01, scenario=[...], config="file", k8s_port=0...
-    """
+def start_emulator(state_dir: Path | str, **options: Any) -> Endpoints:
+    """`python -m llmd_emulator start` in state_dir (detached: it outlives the caller until
+    stop_emulator) and its endpoints. options as for running_emulator."""
     state_dir = Path(state_dir)
     started = cli("start", "--state-dir", str(state_dir), *_options(options))
     if started.returncode != 0:
         log = state_dir / "emulator.log"
         tail = log.read_text()[-4000:] if log.exists() else ""
         raise RuntimeError(f"emulator did not start: {started.stderr}\n{tail}")
+    return endpoints_of(state_dir)
+
+
+def endpoints_of(state_dir: Path | str) -> Endpoints:
+    """The Endpoints of the emulator started in state_dir (from its endpoints.json)."""
+    state_dir = Path(state_dir)
     data = json.loads((state_dir / "endpoints.json").read_text())
+    return Endpoints(
+        k8s_url=data["k8s_url"],
+        gke_url=data.get("gke_url"),
+        admin_url=data["admin_url"],
+        kubeconfig=data["kubeconfig"],
+        token=data["token"],
+        ca_file=data["ca_file"],
+        state_dir=state_dir,
+        log_file=data["log_file"],
+        pid=data["pid"],
+    )
+
+
+def stop_emulator(state_dir: Path | str) -> None:
+    """`python -m llmd_emulator stop`: the emulator of state_dir is gone (none running: no-op)."""
+    stopped = cli("stop", "--state-dir", str(state_dir))
+    if stopped.returncode != 0:
+        raise RuntimeError(f"emulator did not stop cleanly: {stopped.stderr}")
+
+
+@contextlib.contextmanager
+def running_emulator(state_dir: Path | str, **options: Any) -> Iterator[Endpoints]:
+    """Start `python -m llmd_emulator start` in state_dir, yield its endpoints, stop it.
+
+    options are CLI options: time_scale=0.01, scenario=[...], config="file", k8s_port=0...
+    """
+    endpoints = start_emulator(state_dir, **options)
     try:
-        yield Endpoints(
-            k8s_url=data["k8s_url"],
-            gke_url=data.get("gke_url"),
-            admin_url=data["admin_url"],
-            kubeconfig=data["kubeconfig"],
-            token=data["token"],
-            ca_file=data["ca_file"],
-            state_dir=state_dir,
-            log_file=data["log_file"],
-            pid=data["pid"],
-        )
+        yield endpoints
     finally:
-        stopped = cli("stop", "--state-dir", str(state_dir))
-        if stopped.returncode != 0:
-            raise RuntimeError(f"emulator did not stop cleanly: {stopped.stderr}")
+        stop_emulator(state_dir)
 
 
 # ----------------------------------------------------------------- objects tests create
