@@ -76,9 +76,7 @@ def include_ledger(collection: Path, rst: Path) -> None:
         raise SystemExit(f"{page} was not generated: is conformance in extra-docs.yml?")
     shutil.copyfile(collection / LEDGER, page.parent / LEDGER_COPY)
     with page.open("a", encoding="utf-8") as out:
-        out.write(
-            f"\n\n.. include:: {LEDGER_COPY}\n   :parser: myst_parser.sphinx_\n"
-        )
+        out.write(f"\n\n.. include:: {LEDGER_COPY}\n   :parser: myst_parser.sphinx_\n")
 
 
 def run(args: list[str], cwd: Path, env: dict) -> None:
