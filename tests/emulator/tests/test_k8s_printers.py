@@ -7,14 +7,16 @@ docs/conformance.md ("Kubernetes API and controllers": kubectl get tables).
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from datetime import UTC, datetime
 
 import pytest
 import yaml
 from support import Kube, crd, node, run_tool
 
-from llmd_emulator.k8s.printers import human_duration
+from llmd_emulator.k8s.printers import human_duration, print_pod
 from llmd_emulator.testing import kserve_root
 
 NS = "printers"
@@ -189,6 +191,39 @@ def test_a_crash_looping_pod(kube: Kube, ansible_env: dict[str, str]) -> None:
     row = _until(looping, what="crash in CrashLoopBackOff")
     assert row["READY"] == "0/1"
     assert re.fullmatch(r"\d+ \(\d+s ago\)", row["RESTARTS"]), row
+
+
+def test_the_emulated_kubelet_shows_init_progress(kube: Kube) -> None:
+    """The statuses the emulated kubelet writes while init containers run print as a real
+    cluster's do: Init:0/2, Init:1/2, then Running (watched, each event through printPod)."""
+    url = f"{kube.base}/api/v1/namespaces/{NS}/pods"
+    params = {"watch": "true", "fieldSelector": "metadata.name=staged", "timeoutSeconds": "20"}
+    seen: list[str] = []
+    with kube.http.get(url, params=params, stream=True, timeout=30) as resp:
+        assert resp.status_code == 200
+        kube.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "staged", "namespace": NS},
+                "spec": {
+                    "initContainers": INIT,
+                    "containers": [{"name": "app", "image": "nginx:1.27"}],
+                },
+            }
+        )
+        for line in resp.iter_lines():
+            event = json.loads(line)
+            status = print_pod(event["object"], datetime.now(UTC))[0][2]
+            if not seen or seen[-1] != status:
+                seen.append(status)
+            if status == "Running":
+                break
+    assert [s for s in seen if s.startswith("Init:") or s == "Running"] == [
+        "Init:0/2",
+        "Init:1/2",
+        "Running",
+    ], seen
 
 
 def _pending_pod(name: str, **spec) -> dict:
