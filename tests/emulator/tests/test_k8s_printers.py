@@ -439,6 +439,13 @@ def test_a_crd_without_columns_prints_name_and_age(kube: Kube, ansible_env: dict
     header, rows = _table(_kubectl(ansible_env, "get", "widgets", "-n", NS).stdout)
     assert header == ["NAME", "AGE"]
     assert AGE.match(rows["w"]["AGE"])
+    # The CRD itself has no printer: kube-apiserver's default convertor, NAME and CREATED AT.
+    header, rows = _table(_kubectl(ansible_env, "get", "crd", "widgets.printers.test").stdout)
+    assert header == ["NAME", "CREATED AT"]
+    created = kube.get(
+        "apiextensions.k8s.io/v1", "CustomResourceDefinition", "widgets.printers.test"
+    )
+    assert rows["widgets.printers.test"]["CREATED AT"] == created["metadata"]["creationTimestamp"]
     refused = _kubectl(ansible_env, "get", "gadgets", "-n", NS, check=False)
     assert refused.returncode != 0
     assert "emulator gap" in refused.stderr

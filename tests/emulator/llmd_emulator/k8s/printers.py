@@ -766,6 +766,21 @@ DEFAULT_CRD_COLUMNS = ({"name": "Age", "type": "date", "jsonPath": ".metadata.cr
 
 # ----------------------------------------------------------------------------------- table
 
+# Served kinds printers.go has no handler for: kube-apiserver answers with the default
+# convertor (NAME, CREATED AT).
+DEFAULT_CONVERTOR_KINDS = frozenset(
+    {
+        ("rbac.authorization.k8s.io", "Role"),
+        ("rbac.authorization.k8s.io", "ClusterRole"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition"),
+    }
+)
+
+
+def _rfc3339(value: Any) -> str:
+    at = _time(value) or datetime(1, 1, 1, tzinfo=UTC)  # Go's zero time
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
 
 def _row_object(obj: Obj, include: str) -> Obj | None:
     if include == "None":
@@ -816,6 +831,14 @@ def table(
     elif (info.group, info.kind) in BUILTIN:
         columns, printer = BUILTIN[(info.group, info.kind)]
         rows = [{"cells": printer(obj, now)} for obj in items]
+    elif (info.group, info.kind) in DEFAULT_CONVERTOR_KINDS:
+        # No printer upstream: k8s.io/apiserver rest.defaultTableConvertor, the creation time
+        # in RFC 3339 (UTC).
+        columns = [NAME, ("Created At", "date", "", 0)]
+        rows = [
+            {"cells": [o["metadata"]["name"], _rfc3339(o["metadata"].get("creationTimestamp"))]}
+            for o in items
+        ]
     else:
         # No printer emulated for this kind: the generic NAME/AGE (docs/conformance.md gap).
         columns = [NAME, AGE]
