@@ -156,6 +156,19 @@ class PodRunner:
             conds = status.setdefault("conditions", [])
             set_condition(conds, "PodReadyToStartContainers", "False")
             if inits:
+                status["initContainerStatuses"] = [
+                    {
+                        "name": c["name"],
+                        "image": c.get("image", ""),
+                        "imageID": "",
+                        "ready": False,
+                        "restartCount": 0,
+                        "started": False,
+                        "state": {"waiting": {"reason": "PodInitializing"}},
+                        "lastState": {},
+                    }
+                    for c in inits
+                ]
                 names = ", ".join(c["name"] for c in inits)
                 set_condition(
                     conds,
@@ -169,7 +182,11 @@ class PodRunner:
             set_condition(conds, "PodScheduled", "True")
 
         self._write(pod, start)
-        self._set_containers(pod, False, waiting={"reason": "ContainerCreating"})
+        # kubelet generateAPIPodStatus: with init containers the containers wait as
+        # PodInitializing (ContainerCreating without), and so do the init containers not run yet.
+        self._set_containers(
+            pod, False, waiting={"reason": "PodInitializing" if inits else "ContainerCreating"}
+        )
         await self._mount_volumes(pod)
         for c in self._containers(pod):
             self._event(pod, "Pulling", f'Pulling image "{c.get("image", "")}"')
@@ -276,35 +293,54 @@ class PodRunner:
             await self._sleep(self.timing["backoff_seconds"])
 
     async def _run_init_containers(self, pod: Obj, inits: list[Obj], seconds: float) -> None:
-        """Each init container runs to completion, in order (the model download among them)."""
-        statuses: list[Obj] = []
-        for init in inits:
+        """Each init container runs to completion, in order (the model download among them);
+        the status shows the ones done (terminated Completed), the one running, the rest
+        waiting PodInitializing, as the kubelet writes it."""
+        done_statuses: list[Obj] = []
+
+        def status_of(init: Obj, state: Obj, ready: bool) -> Obj:
+            return {
+                "name": init["name"],
+                "image": init.get("image", ""),
+                "imageID": "",
+                "ready": ready,
+                "restartCount": 0,
+                "started": "running" in state,
+                "state": state,
+                "lastState": {},
+            }
+
+        def write(running: int) -> None:
+            statuses = list(done_statuses)
+            for index, init in enumerate(inits[len(done_statuses) :], len(done_statuses)):
+                if index == running:
+                    statuses.append(status_of(init, {"running": {"startedAt": now_iso()}}, False))
+                else:
+                    statuses.append(
+                        status_of(init, {"waiting": {"reason": "PodInitializing"}}, False)
+                    )
+
+            def mutate(current: Obj) -> None:
+                current["status"]["initContainerStatuses"] = statuses
+
+            self._write(pod, mutate)
+
+        for index, init in enumerate(inits):
             self._event(pod, "Created", f"Created container: {init['name']}")
             self._event(pod, "Started", f"Started container {init['name']}")
             started = now_iso()
+            write(index)
             await self._sleep(seconds)
-            statuses.append(
-                {
-                    "name": init["name"],
-                    "image": init.get("image", ""),
-                    "imageID": "",
-                    "ready": True,
-                    "restartCount": 0,
-                    "started": False,
-                    "state": {
-                        "terminated": {
-                            "reason": "Completed",
-                            "exitCode": 0,
-                            "startedAt": started,
-                            "finishedAt": now_iso(),
-                        }
-                    },
-                    "lastState": {},
-                }
-            )
+            terminated = {
+                "reason": "Completed",
+                "exitCode": 0,
+                "startedAt": started,
+                "finishedAt": now_iso(),
+            }
+            done_statuses.append(status_of(init, {"terminated": terminated}, True))
 
         def done(current: Obj) -> None:
-            current["status"]["initContainerStatuses"] = statuses
+            current["status"]["initContainerStatuses"] = done_statuses
             set_condition(current["status"]["conditions"], "Initialized", "True")
 
         self._write(pod, done)

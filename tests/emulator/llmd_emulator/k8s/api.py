@@ -9,7 +9,6 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import yaml
@@ -26,7 +25,7 @@ from ..store import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from . import discovery, protobuf
+from . import discovery, printers, protobuf
 from .apply import manager_from_user_agent, server_side_apply
 from .defaults import apply_schema_defaults
 from .kinds import SCALE_PATHS, VIRTUAL_KINDS, KindInfo
@@ -243,7 +242,11 @@ class ApiServer:
         return obj
 
     async def _get(self, request: web.Request, target: Target) -> web.Response:
-        return _json(self._current(target))
+        obj = self._current(target)
+        if "as=Table" in request.headers.get("Accept", ""):
+            rv = obj["metadata"].get("resourceVersion", "")
+            return self._table(request, target, [obj], rv)
+        return _json(obj)
 
     async def _list(self, request: web.Request, target: Target) -> web.StreamResponse:
         query = request.query
@@ -273,7 +276,7 @@ class ApiServer:
             if matches(o)
         ]
         if "as=Table" in request.headers.get("Accept", ""):
-            return _json(self._table(items))
+            return self._table(request, target, items, str(self.store.resource_version))
         return _json(
             {
                 "kind": f"{target.info.kind}List",
@@ -283,32 +286,24 @@ class ApiServer:
             }
         )
 
-    def _table(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        now = datetime.now(UTC)
-        rows = []
-        for obj in items:
-            created = obj["metadata"].get("creationTimestamp")
-            age = ""
-            if created:
-                seconds = int((now - datetime.fromisoformat(created)).total_seconds())
-                age = _age(seconds)
-            rows.append({"cells": [obj["metadata"]["name"], age], "object": obj})
-        return {
-            "kind": "Table",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": {"resourceVersion": self.store.resource_version},
-            "columnDefinitions": [
-                {
-                    "name": "Name",
-                    "type": "string",
-                    "format": "name",
-                    "description": "",
-                    "priority": 0,
-                },
-                {"name": "Age", "type": "string", "format": "", "description": "", "priority": 0},
-            ],
-            "rows": rows,
-        }
+    def _table(
+        self, request: web.Request, target: Target, items: list[dict[str, Any]], rv: str
+    ) -> web.Response:
+        """kubectl's `as=Table`: kube-apiserver's printers (k8s/printers.py)."""
+        query = request.query
+        version = target.api_version.rsplit("/", 1)[-1]
+        try:
+            body = printers.table(
+                target.info,
+                version,
+                items,
+                resource_version=rv,
+                include_object=query.get("includeObject") or "Metadata",
+                no_headers=False,
+            )
+        except printers.TableGap as exc:
+            raise StoreError(str(exc)) from exc
+        return _json(body)
 
     async def _log(self, request: web.Request, target: Target) -> web.StreamResponse:
         pod = self._current(target)
@@ -679,13 +674,3 @@ def _path_set(obj: dict[str, Any], path: str, value: Any) -> None:
     for part in parts[:-1]:
         obj = obj.setdefault(part, {})
     obj[parts[-1]] = value
-
-
-def _age(seconds: int) -> str:
-    if seconds < 120:
-        return f"{max(seconds, 0)}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"

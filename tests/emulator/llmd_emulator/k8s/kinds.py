@@ -25,6 +25,10 @@ class KindInfo:
     builtin: bool = True
     schemas: dict[str, Any] = field(default_factory=dict, compare=False)  # version -> schema
     scale_paths: dict[str, str] = field(default_factory=dict, compare=False)
+    # version -> the CRD's additionalPrinterColumns (custom resources only)
+    printer_columns: dict[str, tuple[dict[str, Any], ...]] = field(
+        default_factory=dict, compare=False
+    )
 
     @property
     def has_status(self) -> bool:
@@ -280,4 +284,5 @@ def kinds_from_crd(crd: dict[str, Any]) -> KindInfo:
         builtin=False,
         schemas={v["name"]: (v.get("schema") or {}).get("openAPIV3Schema") or {} for v in served},
         scale_paths=scale_paths,
+        printer_columns={v["name"]: tuple(v.get("additionalPrinterColumns") or ()) for v in served},
     )
