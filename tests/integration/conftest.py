@@ -37,6 +37,22 @@ AMBIENT = (
 )
 
 
+# The phases of site.yml as the sandbox summary names them (their tags), in order.
+PHASES = [
+    "preflight",
+    "cluster",
+    "tpu",
+    "operators",
+    "kserve",
+    "gateway",
+    "tpu (ready)",
+    "model",
+    "netpol",
+    "verify",
+    "bench",
+]
+
+
 @dataclass
 class Run:
     rc: int

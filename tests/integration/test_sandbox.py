@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, VENV_BIN, Run, changed_tasks, isolated_env, kubectl, recap
+from conftest import PHASES, ROOT, VENV_BIN, Run, changed_tasks, isolated_env, kubectl, recap
 
 from llmd_emulator.cli import process_alive
 from llmd_emulator.testing import Endpoints, endpoints_of, running_emulator
@@ -56,20 +56,6 @@ SETTINGS = {
     "llmd_hf_token": HF_TOKEN,
     "llmd_registry_auth": {"auths": {"registry.redhat.io": {"auth": REGISTRY_AUTH}}},
 }
-# The phases of site.yml as the summary names them (their tags), in order.
-PHASES = [
-    "preflight",
-    "cluster",
-    "tpu",
-    "operators",
-    "kserve",
-    "gateway",
-    "tpu (ready)",
-    "model",
-    "netpol",
-    "verify",
-    "bench",
-]
 # What the tests of this module share, in order (the first converges).
 STATE: dict = {}
 

@@ -7,6 +7,7 @@ stops it."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -15,25 +16,12 @@ from pathlib import Path
 
 import pytest
 import sandbox
-from conftest import ROOT
+from conftest import PHASES, ROOT
 
 from llmd_emulator.cli import process_alive
 
 SCRIPT = ROOT / "tests" / "tools" / "sandbox.py"
 VENV = Path(sys.executable).parent.parent
-PHASES = [
-    "preflight",
-    "cluster",
-    "tpu",
-    "operators",
-    "kserve",
-    "gateway",
-    "tpu (ready)",
-    "model",
-    "netpol",
-    "verify",
-    "bench",
-]
 
 
 @pytest.mark.parametrize(
@@ -183,7 +171,11 @@ def test_keep_then_replaced_by_the_next_run_then_stop(results, ansible_env):
     lines = kept.stdout.splitlines()
     kubectl = lines[lines.index("Look at the cluster:") + 1].strip()
     assert kubectl == state["kubectl"]
-    assert kubectl.startswith(f"KUBECONFIG={out}/kubeconfig.yaml {VENV}/bin/kubectl ")
+    # The venv's kubectl, relative to the repository root when the venv is in it (make's .venv).
+    venv_kubectl = Path(os.path.abspath(VENV / "bin" / "kubectl"))
+    if venv_kubectl.is_relative_to(ROOT):
+        venv_kubectl = venv_kubectl.relative_to(ROOT)
+    assert kubectl.startswith(f"KUBECONFIG={out}/kubeconfig.yaml {venv_kubectl} get pods -A")
     stop = lines[lines.index("Stop it:") + 1].strip()
     assert shlex.split(stop)[-3:] == ["--stop", "--results", str(out)]
     # The kubectl line, pasted: the kept cluster's API answers with the kubeconfig it names.

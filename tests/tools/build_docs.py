@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build the collection docsite (make docs): antsibull-docs renders, Sphinx writes the HTML.
 
 The usual antsibull-docs way: ``antsibull-docs sphinx-init --use-current`` writes a Sphinx

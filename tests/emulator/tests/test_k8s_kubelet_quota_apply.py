@@ -7,13 +7,12 @@ Each check is a row of docs/conformance.md ("Kubernetes API and controllers").
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
-from support import run_tool
+from support import run_tool, wait_for
 
 NS = "kubelet"
 
@@ -37,16 +36,6 @@ def core(emulator):
 
 def _kubectl(env: dict[str, str], *args: str, stdin: str | None = None, check: bool = True):
     return run_tool("kubectl", "-n", NS, *args, env=env, stdin=stdin, check=check)
-
-
-def _until(check, timeout: float = 30.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def _events(core, pod: str, reason: str) -> list:
@@ -87,7 +76,7 @@ def test_missing_secret_or_configmap_keeps_the_pod_creating_until_it_exists(
     _kubectl(ansible_env, "apply", "-f", "-", stdin=yaml.safe_dump_all([volume, optional, env]))
     _kubectl(ansible_env, "wait", "--for=condition=Ready", "pod/optional", "--timeout=30s")
 
-    mount = _until(lambda: _events(core, "vol", "FailedMount"), what="FailedMount")[0]
+    mount = wait_for(lambda: _events(core, "vol", "FailedMount"), what="FailedMount")[0]
     assert mount.type == "Warning" and mount.source.component == "kubelet"
     assert mount.message == 'MountVolume.SetUp failed for volume "certs" : secret "tls" not found'
     (status,) = core.read_namespaced_pod("vol", NS).status.container_statuses
@@ -99,14 +88,14 @@ def test_missing_secret_or_configmap_keeps_the_pod_creating_until_it_exists(
         waiting = statuses[0].state.waiting if statuses else None
         return waiting and waiting.message == message and waiting
 
-    waiting = _until(lambda: config_error('configmap "settings" not found'), what="envFrom")
+    waiting = wait_for(lambda: config_error('configmap "settings" not found'), what="envFrom")
     assert waiting.reason == "CreateContainerConfigError"
-    failed = _until(lambda: _events(core, "env", "Failed"), what="Failed event")
+    failed = wait_for(lambda: _events(core, "env", "Failed"), what="Failed event")
     assert 'Error: configmap "settings" not found' in [e.message for e in failed]
     core.create_namespaced_config_map(NS, {"metadata": {"name": "settings"}, "data": {"a": "1"}})
-    _until(lambda: config_error('secret "hf" not found'), what="the secret next")
+    wait_for(lambda: config_error('secret "hf" not found'), what="the secret next")
     core.create_namespaced_secret(NS, {"metadata": {"name": "hf"}, "stringData": {"u": "x"}})
-    _until(lambda: config_error(f"couldn't find key t in Secret {NS}/hf"), what="missing key")
+    wait_for(lambda: config_error(f"couldn't find key t in Secret {NS}/hf"), what="missing key")
     core.patch_namespaced_secret("hf", NS, {"stringData": {"t": "token"}})
     core.create_namespaced_secret(NS, {"metadata": {"name": "tls"}, "stringData": {"k": "v"}})
     for name in ("vol", "env"):
@@ -133,7 +122,7 @@ def test_resource_quota_admission_status_and_failed_create(core, ansible_env) ->
         status = core.read_namespaced_resource_quota("compute", NS).status
         return status and status.used
 
-    assert _until(used, what="quota status") == {
+    assert wait_for(used, what="quota status") == {
         "pods": str(len(core.list_namespaced_pod(NS).items)),
         "requests.cpu": "0",
         "limits.memory": "0",
@@ -160,7 +149,7 @@ def test_resource_quota_admission_status_and_failed_create(core, ansible_env) ->
         'pods "bare" is forbidden: failed quota: compute: must specify limits.memory for: app; '
         "requests.cpu for: app"
     )
-    _until(lambda: (used() or {}).get("requests.cpu") == "600m", what="used cpu")
+    wait_for(lambda: (used() or {}).get("requests.cpu") == "600m", what="used cpu")
     assert used()["limits.memory"] == "512Mi"
 
     deployment = {
@@ -185,7 +174,7 @@ def test_resource_quota_admission_status_and_failed_create(core, ansible_env) ->
                 return events and (rs.metadata.name, events[0])
         return None
 
-    rs_name, event = _until(failed_create, what="FailedCreate")
+    rs_name, event = wait_for(failed_create, what="FailedCreate")
     assert event.source.component == "replicaset-controller" and event.type == "Warning"
     assert event.message.startswith(
         f'Error creating: pods "{rs_name}-" is forbidden: exceeded quota: compute, requested: '
@@ -231,7 +220,7 @@ def test_generation_only_where_the_api_server_keeps_one(core, ansible_env) -> No
     assert "generation" not in meta("configmap", "plain")
     assert "generation" not in meta("service", "svc")
     assert meta("deployment", "gen")["generation"] == 2
-    pod = _until(
+    pod = wait_for(
         lambda: [
             p for p in core.list_namespaced_pod(NS).items if p.metadata.name.startswith("gen-")
         ]

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 import yaml
-from support import Kube, crd, node, run_tool
+from support import Kube, crd, node, run_tool, wait_for
 
 from llmd_emulator.k8s.printers import human_duration, print_pod
 from llmd_emulator.testing import kserve_root
@@ -46,16 +46,6 @@ def _table(text: str) -> tuple[list[str], dict[str, dict[str, str]]]:
         row = dict(zip(names, cells, strict=True))
         rows[row["NAME"]] = row
     return names, rows
-
-
-def _until(check, timeout: float = 30.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 AGE = re.compile(r"^\d+s$")
@@ -123,7 +113,7 @@ def test_nodes_deployments_services_and_pods(kube: Kube, ansible_env: dict[str, 
         _header, found = _table(_kubectl(ansible_env, "get", "deploy", "-n", NS).stdout)
         return found if found.get("web", {}).get("READY") == "2/2" else None
 
-    rows = _until(deploy_ready, what="deployment web 2/2")
+    rows = wait_for(deploy_ready, what="deployment web 2/2")
     assert list(rows["web"]) == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
     assert (rows["web"]["UP-TO-DATE"], rows["web"]["AVAILABLE"]) == ("2", "2")
     header, rows = _table(_kubectl(ansible_env, "get", "deploy", "-n", NS, "-o", "wide").stdout)
@@ -132,7 +122,7 @@ def test_nodes_deployments_services_and_pods(kube: Kube, ansible_env: dict[str, 
 
     header, rows = _table(_kubectl(ansible_env, "get", "rs", "-n", NS).stdout)
     assert header == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
-    (rs,) = rows.values()
+    (rs,) = list(rows.values())
     assert (rs["DESIRED"], rs["CURRENT"], rs["READY"]) == ("2", "2", "2")
 
     header, rows = _table(_kubectl(ansible_env, "get", "svc", "-n", NS).stdout)
@@ -188,7 +178,7 @@ def test_a_crash_looping_pod(kube: Kube, ansible_env: dict[str, str]) -> None:
         row = rows["crash"]
         return row if row["STATUS"] == "CrashLoopBackOff" and row["RESTARTS"] != "0" else None
 
-    row = _until(looping, what="crash in CrashLoopBackOff")
+    row = wait_for(looping, what="crash in CrashLoopBackOff")
     assert row["READY"] == "0/1"
     assert re.fullmatch(r"\d+ \(\d+s ago\)", row["RESTARTS"]), row
 
