@@ -37,6 +37,13 @@ AMBIENT = (
 )
 
 
+def as_printed(path: Path) -> str:
+    """A path as the sandbox summary prints it: relative to the repository root when under it
+    (make's .venv of a clone), else absolute."""
+    path = Path(os.path.abspath(path))
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 # The phases of site.yml as the sandbox summary names them (their tags), in order.
 PHASES = [
     "preflight",

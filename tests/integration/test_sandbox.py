@@ -29,7 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import PHASES, ROOT, VENV_BIN, Run, changed_tasks, isolated_env, kubectl, recap
+from conftest import (
+    PHASES,
+    ROOT,
+    VENV_BIN,
+    Run,
+    as_printed,
+    changed_tasks,
+    isolated_env,
+    kubectl,
+    recap,
+)
 
 from llmd_emulator.cli import process_alive
 from llmd_emulator.testing import Endpoints, endpoints_of, running_emulator
@@ -134,7 +144,9 @@ def sandbox_playbook(playbook, kept_sandbox):
     """sandbox_playbook(book, *args): the command line the kept sandbox's summary prints to run
     more playbooks against it, with another playbook."""
     command = shlex.split(kept_sandbox.printed(MORE_PLAYBOOKS))
-    assert command[:2] == [str(VENV_BIN / "ansible-playbook"), "playbooks/verify.yml"], command
+    assert command[:2] == [as_printed(VENV_BIN / "ansible-playbook"), "playbooks/verify.yml"], (
+        command
+    )
 
     def run(book: str, *args: str, env: dict | None = None, timeout: int = 900) -> Run:
         return playbook(book, *command[2:], *args, env=env, timeout=timeout)

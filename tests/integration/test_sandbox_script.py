@@ -7,7 +7,6 @@ stops it."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import sandbox
-from conftest import PHASES, ROOT
+from conftest import PHASES, ROOT, as_printed
 
 from llmd_emulator.cli import process_alive
 
@@ -172,9 +171,7 @@ def test_keep_then_replaced_by_the_next_run_then_stop(results, ansible_env):
     kubectl = lines[lines.index("Look at the cluster:") + 1].strip()
     assert kubectl == state["kubectl"]
     # The venv's kubectl, relative to the repository root when the venv is in it (make's .venv).
-    venv_kubectl = Path(os.path.abspath(VENV / "bin" / "kubectl"))
-    if venv_kubectl.is_relative_to(ROOT):
-        venv_kubectl = venv_kubectl.relative_to(ROOT)
+    venv_kubectl = as_printed(VENV / "bin" / "kubectl")
     assert kubectl.startswith(f"KUBECONFIG={out}/kubeconfig.yaml {venv_kubectl} get pods -A")
     stop = lines[lines.index("Stop it:") + 1].strip()
     assert shlex.split(stop)[-3:] == ["--stop", "--results", str(out)]
