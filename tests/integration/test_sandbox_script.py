@@ -155,6 +155,10 @@ def test_keep_then_replaced_by_the_next_run_then_stop(results, ansible_env):
     assert "GKE cluster llmd-sandbox: RUNNING" in kept.stdout
     seconds = phase_seconds(kept.stdout)
     assert list(seconds) == PHASES
+    # The CPU time of ansible-playbook and its processes (steadier than the wall time): the
+    # modules it ran count, so it is more than nothing.
+    cpu = re.search(r"^CPU time of ansible-playbook and what it ran: (\d+) s$", kept.stdout, re.M)
+    assert cpu and int(cpu.group(1)) >= 1, kept.stdout
     # The cluster phase waited for the emulated GKE's Operation; the skipped ones only validated.
     assert seconds["cluster"] > seconds["model"]
     assert "/../" not in kept.stdout

@@ -410,3 +410,27 @@ def test_discovery_documents(raw: Raw) -> None:
     openapi = raw("GET", "/openapi/v3").json()["paths"]
     assert "apis/apps/v1" in openapi
     assert raw("GET", "/" + openapi["apis/apps/v1"]["serverRelativeURL"].lstrip("/")).ok
+
+
+def test_apply_patch_in_yaml_or_json(raw: Raw) -> None:
+    """An apply patch is YAML (JSON is its subset): block YAML applies as the same JSON does, and a
+    body that is neither answers 400."""
+    base = f"/api/v1/namespaces/{NS}/configmaps"
+    ctype = {"Content-Type": "application/apply-patch+yaml"}
+    as_yaml = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+        f"  name: from-yaml\n  namespace: {NS}\ndata:\n  k: 'yes'\n  n: '1'\n"
+    )
+    applied = raw.session.request(
+        "PATCH", raw.base + base + "/from-yaml?fieldManager=t", data=as_yaml, headers=ctype
+    )
+    assert applied.status_code == 201, applied.text
+    assert applied.json()["data"] == {"k": "yes", "n": "1"}
+    as_json = raw(
+        "PATCH", base + "/from-json?fieldManager=t", _cm("from-json"), ctype["Content-Type"]
+    )
+    assert as_json.status_code == 201 and as_json.json()["data"] == {"k": "v"}
+    broken = raw.session.request(
+        "PATCH", raw.base + base + "/broken?fieldManager=t", data="a: [b\n", headers=ctype
+    )
+    assert broken.status_code == 400 and "error decoding YAML" in broken.text
