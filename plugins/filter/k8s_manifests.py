@@ -15,7 +15,7 @@ description:
     left out.
   - The values are plain JSON values, as the Kubernetes API server reads YAML (it turns it into
     JSON), so a timestamp written without quotes stays a string.
-  - Unlike P(ansible.builtin.from_yaml_all#filter), the values carry no origin tag, so the
+  - Unlike the C(ansible.builtin.from_yaml_all) filter, the values carry no origin tag, so the
     megabytes of a CRD manifest are parsed with libyaml and then copied, templated and passed to
     modules many times faster.
 options:
