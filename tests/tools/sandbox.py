@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -152,9 +152,37 @@ class SiteRun:
     # CPU time of ansible-playbook and every process it ran (user + system): steadier than the
     # wall time on a machine other work shares.
     cpu_seconds: float = 0.0
+    # (phase, CPU seconds of ansible-playbook and what it ran, of the emulator), from /proc.
+    phase_cpu: list[tuple[str, float, float]] = field(default_factory=list)
 
 
-def run_site(extra_vars: dict, results: Path, extra_args: list[str]) -> SiteRun:
+def process_cpu(pid: int | None) -> float:
+    """User + system CPU seconds of a running process and of its children it has waited for (Linux
+    /proc; 0 where there is none): what ansible-playbook and its workers and modules used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return 0.0
+    # After the command name: state is field 3 of proc(5); utime, stime, cutime, cstime 14-17.
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def phase_cpu(
+    marks: list[tuple[str, float, float]], end: tuple[float, float]
+) -> list[tuple[str, float, float]]:
+    """(phase, CPU seconds of Ansible, of the emulator) from both CPU counters read at each PLAY
+    banner and at the recap."""
+    labels = phases()
+    ends = [(a, e) for _name, a, e in marks[1:]] + [end] if marks else []
+    return [
+        (labels.get(name, name), a_stop - a_start, e_stop - e_start)
+        for (name, a_start, e_start), (a_stop, e_stop) in zip(marks, ends, strict=True)
+    ]
+
+
+def run_site(
+    extra_vars: dict, results: Path, extra_args: list[str], emulator_pid: int | None = None
+) -> SiteRun:
     env = dict(os.environ)
     for var in (
         "GCP_PROJECT",
@@ -181,7 +209,9 @@ def run_site(extra_vars: dict, results: Path, extra_args: list[str]) -> SiteRun:
     lines = []
     # When each play started (its banner, printed as it starts): the time per phase.
     marks: list[tuple[str, float]] = []
+    cpu_marks: list[tuple[str, float, float]] = []
     ended = None
+    cpu_ended = None
     try:
         with subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -192,8 +222,12 @@ def run_site(extra_vars: dict, results: Path, extra_args: list[str]) -> SiteRun:
                 lines.append(line)
                 if line.startswith("PLAY RECAP"):
                     ended = now
+                    cpu_ended = (process_cpu(proc.pid), process_cpu(emulator_pid))
                 elif match := PLAY.match(line):
                     marks.append((match.group(1), now))
+                    cpu_marks.append(
+                        (match.group(1), process_cpu(proc.pid), process_cpu(emulator_pid))
+                    )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     seconds = time.monotonic() - started
@@ -205,6 +239,7 @@ def run_site(extra_vars: dict, results: Path, extra_args: list[str]) -> SiteRun:
         seconds,
         phase_times(marks, ended or started + seconds),
         _children_cpu() - cpu_before,
+        phase_cpu(cpu_marks, cpu_ended) if cpu_ended else [],
     )
 
 
@@ -320,6 +355,16 @@ def summarise(state: dict, clusters: list, site: SiteRun, results: Path) -> str:
         lines.append("Time per phase (tag: seconds):")
         width = max(len(label) for label, _s in site.phases)
         lines += [f"  {label:<{width}}  {seconds:6.1f}" for label, seconds in site.phases]
+    if site.phase_cpu:
+        # Each line ends in "s": the time table's readers stop at the first line without a number.
+        lines.append(
+            "CPU per phase (tag: seconds of ansible-playbook and what it ran + of the emulator):"
+        )
+        width = max(len(label) for label, _a, _e in site.phase_cpu)
+        lines += [
+            f"  {label:<{width}}  {ansible:6.1f} + {emulator:5.1f} s"
+            for label, ansible, emulator in site.phase_cpu
+        ]
     for cluster in clusters:
         pools = ", ".join(
             f"{p['name']} ({p.get('status')}, {p.get('initialNodeCount', '?')} nodes)"
@@ -445,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         endpoints.admin_post("/config", {"gateway": {"bind_exact_ports": True}})
         extra_vars = sandbox_vars(endpoints, results, free_port())
         (results / VARS_FILE).write_text(json.dumps(extra_vars, indent=1))
-        site = run_site(extra_vars, results, ansible_args)
+        site = run_site(extra_vars, results, ansible_args, endpoints.pid)
         state = endpoints.state()
         clusters = gke_clusters(endpoints, SANDBOX_PROJECT, SANDBOX_ZONE)
         state["gke_clusters"] = clusters
