@@ -7,10 +7,12 @@ stops it."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,6 +109,23 @@ def test_paths_are_clean_and_phases_are_site_yml_plays_by_tag(tmp_path):
     times = sandbox.phase_times([("Preflight checks", 10.0), ("GKE cluster", 13.5)], 20.0)
     assert times == [("preflight", 3.5), ("cluster", 6.5)]
     assert sandbox.phase_times([], 20.0) == []
+
+
+def test_cpu_per_phase_from_both_counters():
+    marks = [("Preflight checks", 1.0, 0.5), ("GKE cluster", 3.5, 0.75)]
+    assert sandbox.phase_cpu(marks, (10.0, 2.0)) == [
+        ("preflight", 2.5, 0.25),
+        ("cluster", 6.5, 1.25),
+    ]
+    assert sandbox.phase_cpu([], (10.0, 2.0)) == []
+    # This process's own counter grows with the CPU it uses; a process that is gone counts 0.
+    before = sandbox.process_cpu(os.getpid())
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    assert sandbox.process_cpu(os.getpid()) >= before + 0.2
+    assert sandbox.process_cpu(None) == 0.0
+    assert sandbox.process_cpu(2**22 + 12345) == 0.0
 
 
 def run_script(*args, env) -> subprocess.CompletedProcess:
