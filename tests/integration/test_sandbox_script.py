@@ -55,7 +55,16 @@ def test_own_options_are_whole_words_and_stop_takes_no_playbook_arguments(capsys
 def make_dry_run(*variables: str, target: str = "sandbox") -> list[str]:
     """The commands `make <target>` would run (make -n; the venv of this test, never rebuilt)."""
     proc = subprocess.run(
-        ["make", "-n", "-o", f"{VENV}/.setup-stamp", target, f"VENV={VENV}", *variables],
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            "-o",
+            f"{VENV}/.setup-stamp",
+            target,
+            f"VENV={VENV}",
+            *variables,
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
