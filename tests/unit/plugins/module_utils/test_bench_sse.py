@@ -74,6 +74,13 @@ STREAMS = {
     "tricky-text": event(completion('data: {"error": 1, "text": "x"}\n[DONE]'))
     + event(completion("\\n"))
     + DONE,
+    # not JSON but the usual layout: a line with two keys and "data: {" inside, one without
+    "prefix-twice": b'data: {"text":"a"}data: {"text":"b"}\n\n' + b'data: {"x":1}\n\n' + DONE,
+    # a line whose key sits after other bytes than the other lines' key
+    "other-prefix": event(completion("a", rid="x"))
+    + event(completion("b"))
+    + event(completion("", rid="x"))
+    + DONE,
     # events after [DONE] are still read, as the line reader does
     "after-done": event(completion("a")) + DONE + event(completion("b")),
 }
