@@ -86,6 +86,15 @@ STREAMS = {
 }
 
 
+@pytest.fixture(autouse=True, params=["block-reader", "small-reads-by-lines"])
+def small_read(request, monkeypatch):
+    """Every test twice: with the block reader on every read (no read counts as small), and with
+    the engine's threshold (the short streams here then go to the line reader)."""
+    if request.param == "block-reader":
+        monkeypatch.setattr(be, "_SMALL_READ", 0)
+    return request.param
+
+
 def read(chunks, **fields) -> be._Stream:
     sse = be._Stream()
     for key, value in fields.items():
