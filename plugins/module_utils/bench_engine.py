@@ -31,8 +31,10 @@ How it loads the server:
   ``x-request-id`` that reached it, which an edge gateway may have replaced).
 
 The hot path only stamps ``time.perf_counter()`` and appends: streams are read with
-``iter_any()`` and split on newlines (bytes operations), ``json.loads`` runs on ``data:`` lines
-only, and per request one tuple is appended. Metrics are computed after the level
+``iter_any()``; each block of complete lines is read by ``_Stream`` (a few bytes searches per
+block in the layout model servers send, a look at every line otherwise), JSON is decoded only for
+error events, the first line with an id and the last usage; per block one time and its number of
+content chunks are kept, and per request one tuple. Metrics are computed after the level
 (``bench_stats``).
 """
 
@@ -376,17 +378,162 @@ class _Invalid(Exception):
 
 
 # SSE events are examined with bytes searches, not parsed: a JSON string cannot contain an
-# unescaped quote, so these keys only match keys. Text: a non-empty completion text, chat
-# content or reasoning. A data line that mentions "error" and the last line with usage are
-# parsed with json.loads.
+# unescaped quote or a raw newline, so these keys only match keys and a line is one event. Text: a
+# non-empty completion text, chat content or reasoning. A data line that mentions "error", the
+# first line with "id" and the last line with usage are parsed with json.loads.
+_TEXT_KEYS = (b'"text"', b'"content"', b'"reasoning')
 _TEXT = re.compile(rb'"(?:text|content|reasoning_content|reasoning)":\s*"(?!")')
 _CHOICE = re.compile(rb'"choices":\s*\[\s*\{')
 _USAGE_TOKENS = re.compile(rb'"completion_tokens":\s*(\d+)')
+# Lines with a non-empty value of one key: the match runs to the end of its line, so a line counts
+# once however often the key occurs in it.
+_TEXT_LINES = {
+    b'"text"': re.compile(rb'"text":\s*"(?!")[^\n]*'),
+    b'"content"': re.compile(rb'"content":\s*"(?!")[^\n]*'),
+}
+_DONE_EVENT = b"data: [DONE]\n\n"
+_SMALL_READ = 512
+_DECODE = json.JSONDecoder().raw_decode
+
+
+def _loads(payload: bytes):
+    """``json.loads`` of a stripped UTF-8 payload, without its encoding detection."""
+    text = payload.decode()
+    obj, end = _DECODE(text)
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return obj
 
 
 def _check_error_event(obj) -> None:
     if isinstance(obj, dict) and obj.get("error") and not obj.get("choices"):
         raise _Invalid(f"error event: {obj['error']}"[:EXCERPT])
+
+
+class _Stream:
+    """The events of one SSE answer, read block by block as they arrive.
+
+    Per block of complete lines: the time it arrived and how many content chunks it held
+    (``times``, ``counts``); per content chunk: its ``usage.completion_tokens`` or None
+    (``cums``). A chunk is content when it carries non-empty text (``_TEXT``) or, with
+    continuous usage, more completion tokens than the chunk before and a choice.
+
+    Two readers give the same result (the unit tests compare them on every split of a stream).
+    ``_lines`` looks at every line (any SSE layout: CRLF, comments, other fields, spaces).
+    ``_events`` reads a run of events in the layout model servers send (``data: {...}`` lines,
+    each followed by one blank line, ``data: [DONE]`` last) with a few bytes searches over the
+    whole run and no Python loop per event: it checks the layout first (without the
+    ``\\n\\ndata: {`` separators the only newlines left are the last two) and gives up (None)
+    on anything else: an error, text under more than one key. The events from the first one with
+    ``completion_tokens`` on go to ``_lines`` (each chunk's count matters there), and so does a
+    read of up to ``_SMALL_READ`` bytes (a server that spaces its events sends one a read; there
+    the few calls of ``_lines`` cost less than the searches of ``_events``).
+    """
+
+    __slots__ = ("answer_id", "cums", "counts", "done", "last_ct", "tail", "times", "usage_line")
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.counts: list[int] = []
+        self.cums: list = []
+        self.done = False
+        self.answer_id = None
+        self.last_ct = 0
+        self.usage_line = None
+        self.tail = b""
+
+    def feed(self, received: bytes, now: float) -> None:
+        """Read the complete lines of ``received`` (after what was left of the last block)."""
+        if self.tail:
+            received = self.tail + received
+            self.tail = b""
+        if received[-1:] != b"\n":
+            cut = received.rfind(b"\n") + 1
+            self.tail = received[cut:]
+            if not cut:
+                return
+            received = received[:cut]
+        data = received
+        found = None
+        # a read of one or two events: the line reader is cheaper (both give the same)
+        if len(data) > _SMALL_READ and b'"error"' not in data:
+            at = data.find(b'"completion_tokens"')
+            if at < 0:
+                found = self._events(data)
+                rest = b""
+            else:
+                at = data.rfind(b"\n", 0, at) + 1
+                found = self._events(data[:at]) if at else 0
+                rest = data[at:]
+        if found is None:
+            found = self._lines(data)
+        elif rest:
+            found += self._lines(rest)
+        if found:
+            self.times.append(now)
+            self.counts.append(found)
+
+    def _events(self, data: bytes):
+        """Content chunks in ``data`` (canonical events only, else None); see the class."""
+        end = len(data)
+        done = data.endswith(_DONE_EVENT) and (end == 14 or data[end - 15] == 10)
+        if done:
+            end -= 14
+        if end:  # without the separators, the only newlines left are the last two
+            lines = (data[:end] if end < len(data) else data).replace(b"\n\ndata: {", b"")
+            if not data.startswith(b"data: {") or lines.find(b"\n") != len(lines) - 2:
+                return None
+        keys = [key for key in _TEXT_KEYS if key in data]
+        if len(keys) > 1 or (keys and keys[0] not in _TEXT_LINES):
+            return None
+        at = 0
+        while self.answer_id is None:
+            at = data.find(b'"id"', at)
+            if at < 0:
+                break
+            start = data.rfind(b"\n", 0, at) + 1
+            at = data.find(b"\n", at)
+            self.answer_id = _loads(data[start + 5 : at].strip()).get("id")
+        if done:
+            self.done = True
+        if not keys:
+            return 0
+        found = len(_TEXT_LINES[keys[0]].findall(data, 0, end))
+        if found:
+            self.cums += [None] * found
+        return found
+
+    def _lines(self, data: bytes) -> int:
+        """Content chunks in ``data``, every line examined (any SSE layout)."""
+        found = 0
+        cums = self.cums
+        for line in data.split(b"\n"):
+            if not line.startswith(b"data:"):
+                continue
+            payload = line[5:].strip()
+            if payload[:1] != b"{":
+                if payload == b"[DONE]":
+                    self.done = True
+                    continue
+                raise _Invalid(f"data line is not a JSON object: {payload[:80]!r}")
+            if b'"error"' in payload:
+                _check_error_event(_loads(payload))
+            if self.answer_id is None and b'"id"' in payload:
+                self.answer_id = _loads(payload).get("id")
+            ct = None
+            if b'"completion_tokens"' in payload:
+                match = _USAGE_TOKENS.search(payload)
+                if match:
+                    ct = int(match.group(1))
+                    self.usage_line = payload
+            if _TEXT.search(payload) or (
+                ct is not None and ct > self.last_ct and _CHOICE.search(payload)
+            ):
+                found += 1
+                cums.append(ct)
+            if ct is not None:
+                self.last_ct = ct
+        return found
 
 
 async def _run(spec: dict, prompts: list, bodies: list[bytes]) -> dict:
@@ -448,7 +595,6 @@ def _sender(ctx: _Context, state: _Level):
     min_requests = int(spec["error_stop_min_requests"])
     timeout_text = f"no complete answer within the timeout of {spec['timeout']} s"
     post = ctx.session.post
-    has_text, has_choice, usage_tokens = _TEXT.search, _CHOICE.search, _USAGE_TOKENS.search
     client_error = aiohttp.ClientError
 
     async def send(seq: int, warm: bool, t_sched) -> None:
@@ -456,7 +602,7 @@ def _sender(ctx: _Context, state: _Level):
         headers["x-request-id"] = prefix + str(seq)
         body = bodies[seq % nbodies]
         status = endpoint = detail = error = answer_id = None
-        times = cums = usage = None
+        times = counts = cums = usage = sse = None
         t0 = perf()
         try:
             async with post(url, data=body, headers=headers) as resp:
@@ -466,45 +612,15 @@ def _sender(ctx: _Context, state: _Level):
                     error = f"http_{status}"
                     detail = (await resp.read())[:EXCERPT].decode("utf-8", "replace")
                 elif stream:
-                    times, cums = [], []
-                    done = False
-                    tail = b""
-                    last_ct = 0
-                    usage_line = None
+                    sse = _Stream()
+                    feed = sse.feed
                     async for received in resp.content.iter_any():
-                        now = perf()
-                        lines = (tail + received if tail else received).split(b"\n")
-                        tail = lines.pop()
-                        for line in lines:
-                            if line[:5] != b"data:":
-                                continue
-                            payload = line[5:].strip()
-                            if payload[:1] != b"{":
-                                if payload == b"[DONE]":
-                                    done = True
-                                    continue
-                                raise _Invalid(f"data line is not a JSON object: {payload[:80]!r}")
-                            if b'"error"' in payload:
-                                _check_error_event(loads(payload))
-                            if answer_id is None and b'"id"' in payload:
-                                answer_id = loads(payload).get("id")
-                            ct = None
-                            if b'"completion_tokens"' in payload:
-                                match = usage_tokens(payload)
-                                if match:
-                                    ct = int(match.group(1))
-                                    usage_line = payload
-                            if has_text(payload) or (
-                                ct is not None and ct > last_ct and has_choice(payload)
-                            ):
-                                times.append(now)
-                                cums.append(ct)
-                            if ct is not None:
-                                last_ct = ct
-                    if not done:
+                        feed(received, perf())
+                    if not sse.done:
                         raise _Invalid("the stream ended without data: [DONE]")
-                    if usage_line is not None:
-                        usage = loads(usage_line).get("usage")
+                    times, counts, cums = sse.times, sse.counts, sse.cums
+                    if sse.usage_line is not None:
+                        usage = _loads(sse.usage_line).get("usage")
                 else:
                     obj = loads(await resp.read())
                     if not isinstance(obj, dict) or not isinstance(obj.get("choices"), list):
@@ -520,6 +636,8 @@ def _sender(ctx: _Context, state: _Level):
         except (client_error, OSError) as exc:
             error, detail = "connection", f"{type(exc).__name__}: {exc}"[:EXCERPT]
         t1 = perf()
+        if sse is not None:
+            answer_id = sse.answer_id
         raw_append(
             (
                 seq,
@@ -535,6 +653,7 @@ def _sender(ctx: _Context, state: _Level):
                 endpoint,
                 detail,
                 answer_id,
+                counts,
             )
         )
         state.done += 1
@@ -621,13 +740,14 @@ def _analyse(ctx: _Context, state: _Level):
     nprompts = len(prompts)
     for row in sorted(state.raw, key=lambda r: r[0]):
         seq, warm, t_sched, t0, t1, status, error, times, cums, answer, endpoint, detail = row[:12]
+        counts = row[13]
         usage = answer if isinstance(answer, dict) else {}
         in_tokens = usage.get("prompt_tokens")
         out_tokens = usage.get("completion_tokens")
         ttft = tpot = itl_mean = None
         if error is None:
             ttft, tpot, values, weights, out_tokens = bench_stats.request_metrics(
-                t0, t1, times, cums, out_tokens
+                t0, t1, times, cums, out_tokens, counts=counts
             )
             if weights:
                 total = math.fsum(v * w for v, w in zip(values, weights, strict=True))
