@@ -381,18 +381,10 @@ class _Invalid(Exception):
 # unescaped quote or a raw newline, so these keys only match keys and a line is one event. Text: a
 # non-empty completion text, chat content or reasoning. A data line that mentions "error", the
 # first line with "id" and the last line with usage are parsed with json.loads.
-_TEXT_KEYS = (b'"text"', b'"content"', b'"reasoning')
 _TEXT = re.compile(rb'"(?:text|content|reasoning_content|reasoning)":\s*"(?!")')
 _CHOICE = re.compile(rb'"choices":\s*\[\s*\{')
 _USAGE_TOKENS = re.compile(rb'"completion_tokens":\s*(\d+)')
-# Lines with a non-empty value of one key: the match runs to the end of its line, so a line counts
-# once however often the key occurs in it.
-_TEXT_LINES = {
-    b'"text"': re.compile(rb'"text":\s*"(?!")[^\n]*'),
-    b'"content"': re.compile(rb'"content":\s*"(?!")[^\n]*'),
-}
-_DONE_EVENT = b"data: [DONE]\n\n"
-_SMALL_READ = 512
+_MARK = b"\x00"  # stands for each "\n\n" + prefix in a run (never in valid JSON text)
 _DECODE = json.JSONDecoder().raw_decode
 
 
@@ -420,17 +412,30 @@ class _Stream:
 
     Two readers give the same result (the unit tests compare them on every split of a stream).
     ``_lines`` looks at every line (any SSE layout: CRLF, comments, other fields, spaces).
-    ``_events`` reads a run of events in the layout model servers send (``data: {...}`` lines,
-    each followed by one blank line, ``data: [DONE]`` last) with a few bytes searches over the
-    whole run and no Python loop per event: it checks the layout first (without the
-    ``\\n\\ndata: {`` separators the only newlines left are the last two) and gives up (None)
-    on anything else: an error, text under more than one key. The events from the first one with
-    ``completion_tokens`` on go to ``_lines`` (each chunk's count matters there), and so does a
-    read of up to ``_SMALL_READ`` bytes (a server that spaces its events sends one a read; there
-    the few calls of ``_lines`` cost less than the searches of ``_events``).
+    ``_run`` reads a run of lines in the layout model servers send: every content event of one
+    answer starts with the same bytes up to its text (``data: {"id":"cmpl-..",...,"text":"``:
+    the ``prefix``, learnt from the first content line ``_lines`` reads), and events are
+    separated by one blank line. One ``replace`` of ``"\n\n" + prefix`` by a marker byte finds
+    the run and its length; what is left of the lines (their text and what follows it) is
+    searched for what would make ``_lines`` do more than count the line: an empty text, an
+    "error", usage, an id not read yet. Anything else (usage, [DONE], another layout) goes to
+    ``_lines``. Per block the cost is a few bytes searches, whether it holds one event (a server
+    that spaces its events) or many (a busy client).
     """
 
-    __slots__ = ("answer_id", "cums", "counts", "done", "last_ct", "tail", "times", "usage_line")
+    __slots__ = (
+        "answer_id",
+        "cums",
+        "counts",
+        "done",
+        "last_ct",
+        "line_start",
+        "prefix",
+        "run",
+        "tail",
+        "times",
+        "usage_line",
+    )
 
     def __init__(self) -> None:
         self.times: list[float] = []
@@ -441,67 +446,95 @@ class _Stream:
         self.last_ct = 0
         self.usage_line = None
         self.tail = b""
+        self.prefix = None  # the bytes every content line starts with, up to its text
+        self.run = None  # b"\n\n" + prefix
+        self.line_start = None  # b"\n" + prefix
 
     def feed(self, received: bytes, now: float) -> None:
         """Read the complete lines of ``received`` (after what was left of the last block)."""
         if self.tail:
             received = self.tail + received
             self.tail = b""
-        if received[-1:] != b"\n":
+        if received[-1] != 10:
             cut = received.rfind(b"\n") + 1
             self.tail = received[cut:]
             if not cut:
                 return
             received = received[:cut]
+        found = 0
         data = received
-        found = None
-        # a read of one or two events: the line reader is cheaper (both give the same)
-        if len(data) > _SMALL_READ and b'"error"' not in data:
-            at = data.find(b'"completion_tokens"')
-            if at < 0:
-                found = self._events(data)
-                rest = b""
-            else:
-                at = data.rfind(b"\n", 0, at) + 1
-                found = self._events(data[:at]) if at else 0
-                rest = data[at:]
-        if found is None:
-            found = self._lines(data)
-        elif rest:
-            found += self._lines(rest)
+        while True:
+            prefix = self.prefix
+            if prefix is None:  # a line at a time until the prefix is known
+                cut = data.find(b"\n") + 1
+                if cut >= len(data) - 1:
+                    found += self._lines(data)
+                    break
+                if data[cut] == 10:  # and the blank line after it
+                    cut += 1
+            elif data.startswith(prefix):
+                run = self._run(data, prefix)
+                if run is None:
+                    found += self._lines(data)
+                    break
+                found += run[0]
+                if len(data) - run[1] <= 2:  # what is left: the last line's end, a blank line
+                    break
+                data = data[run[1] :]
+                continue
+            else:  # up to the next line with the prefix
+                cut = data.find(self.line_start) + 1
+                if not cut:
+                    found += self._lines(data)
+                    break
+            found += self._lines(data[:cut])
+            data = data[cut:]
         if found:
             self.times.append(now)
             self.counts.append(found)
 
-    def _events(self, data: bytes):
-        """Content chunks in ``data`` (canonical events only, else None); see the class."""
-        end = len(data)
-        done = data.endswith(_DONE_EVENT) and (end == 14 or data[end - 15] == 10)
-        if done:
-            end -= 14
-        if end:  # without the separators, the only newlines left are the last two
-            lines = (data[:end] if end < len(data) else data).replace(b"\n\ndata: {", b"")
-            if not data.startswith(b"data: {") or lines.find(b"\n") != len(lines) - 2:
-                return None
-        keys = [key for key in _TEXT_KEYS if key in data]
-        if len(keys) > 1 or (keys and keys[0] not in _TEXT_LINES):
+    def _run(self, data: bytes, prefix: bytes):
+        """(content chunks, end) of the run of content lines ``data`` starts with (``end``: the
+        index of the newline that ends the run's last line), or None when ``_lines`` must read
+        them (see the class)."""
+        size = len(prefix)
+        if data[size] == 34:  # an empty text: "text":""
             return None
-        at = 0
-        while self.answer_id is None:
-            at = data.find(b'"id"', at)
-            if at < 0:
-                break
-            start = data.rfind(b"\n", 0, at) + 1
-            at = data.find(b"\n", at)
-            self.answer_id = _loads(data[start + 5 : at].strip()).get("id")
-        if done:
-            self.done = True
-        if not keys:
-            return 0
-        found = len(_TEXT_LINES[keys[0]].findall(data, 0, end))
-        if found:
+        run = self.run
+        rest = data.replace(run, _MARK) if len(data) > 2 * size else data
+        end = rest.find(b"\n")
+        several = len(rest) != len(data)
+        if several and (rest.find(_MARK, end) >= 0 or rest.find(_MARK + b'"', 0, end) >= 0):
+            return None  # a marker after the run, or an empty text in it
+        if rest.find(b'"error"', 0, end) >= 0:
+            return None
+        if self.answer_id is None and rest.find(b'"id"', 0, end) >= 0:
+            return None
+        at = rest.find(b'"completion_tokens"', 0, end)
+        if at < 0:
+            if not several:
+                self.cums.append(None)
+                return 1, end
+            step = len(run) - 1
+            found = 1 + (len(data) - len(rest)) // step
             self.cums += [None] * found
-        return found
+            return found, end + (found - 1) * step
+        if several:  # continuous usage: each line's count matters
+            return None
+        match = _USAGE_TOKENS.search(data, at, end)
+        ct = None
+        if match:
+            ct = int(match.group(1))
+            self.usage_line = data[5:end].strip()
+            self.last_ct = ct
+        self.cums.append(ct)
+        return 1, end
+
+    def _learn(self, line: bytes, size: int) -> None:
+        """The prefix of the content lines to come: ``line`` up to its text's opening quote."""
+        self.prefix = line[:size]
+        self.line_start = b"\n" + self.prefix
+        self.run = b"\n\n" + self.prefix
 
     def _lines(self, data: bytes) -> int:
         """Content chunks in ``data``, every line examined (any SSE layout)."""
@@ -526,11 +559,12 @@ class _Stream:
                 if match:
                     ct = int(match.group(1))
                     self.usage_line = payload
-            if _TEXT.search(payload) or (
-                ct is not None and ct > self.last_ct and _CHOICE.search(payload)
-            ):
+            text = _TEXT.search(payload)
+            if text or (ct is not None and ct > self.last_ct and _CHOICE.search(payload)):
                 found += 1
                 cums.append(ct)
+                if text and (self.prefix is None or not line.startswith(self.prefix)):
+                    self._learn(line, text.end() + len(line) - len(line[5:].lstrip()))
             if ct is not None:
                 self.last_ct = ct
         return found
@@ -614,8 +648,11 @@ def _sender(ctx: _Context, state: _Level):
                 elif stream:
                     sse = _Stream()
                     feed = sse.feed
-                    async for received in resp.content.iter_any():
+                    readany = resp.content.readany
+                    received = await readany()
+                    while received:
                         feed(received, perf())
+                        received = await readany()
                     if not sse.done:
                         raise _Invalid("the stream ended without data: [DONE]")
                     times, counts, cums = sse.times, sse.counts, sse.cums

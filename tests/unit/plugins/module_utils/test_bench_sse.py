@@ -1,8 +1,8 @@
-"""bench_engine's SSE reader (``_Stream``) on bytes, without a server: every event read by the
-block reader (``_events``, a few bytes searches per block) gives what the line reader
-(``_lines``, every line examined) gives, whatever the reads' boundaries; layouts the block reader
-does not take go to the line reader; error events, non-JSON data lines and a missing [DONE] stay
-errors. And ``bench_stats.request_metrics`` on blocks equals it on the chunks one by one."""
+"""bench_engine's SSE reader (``_Stream``) on bytes, without a server: what it reads with runs
+of content lines (``_run``, a few bytes searches per block) gives what the line reader
+(``_lines``, every line examined) gives, whatever the reads' boundaries; lines a run does not
+take go to the line reader; error events, non-JSON data lines and a missing [DONE] stay errors.
+And ``bench_stats.request_metrics`` on blocks equals it on the chunks one by one."""
 
 from __future__ import annotations
 
@@ -83,15 +83,60 @@ STREAMS = {
     + DONE,
     # events after [DONE] are still read, as the line reader does
     "after-done": event(completion("a")) + DONE + event(completion("b")),
+    # the layout of the bench server and vLLM: a run of content events, usage, [DONE]
+    "run": b"".join(
+        event(completion(f" t{i}", reason="length" if i == 5 else None)) for i in range(6)
+    )
+    + event(USAGE_ONLY)
+    + DONE,
+    # inside a run: an empty text, an error event, a comment, two blank lines, usage
+    "run-empty": b"".join(event(completion(t)) for t in ("a", "b", "", "c", "d")) + DONE,
+    "run-error-inside": event(completion("a"))
+    + event(completion("b"))
+    + event({**completion("c"), "error": None})
+    + event(completion("d"))
+    + DONE,
+    "run-comment": event(completion("a")) + b": ping\n\n" + event(completion("b")) + DONE,
+    "run-blank-lines": event(completion("a")) + b"\n" + event(completion("b")) + DONE,
+    "run-usage-inside": event(completion("a"))
+    + event(completion("b", usage=2))
+    + event(completion("c"))
+    + DONE,
+    # continuous usage (vLLM with continuous_usage_stats): every content line has its count
+    "run-continuous": b"".join(event(completion(t, usage=i + 1)) for i, t in enumerate("abcd"))
+    + event(USAGE_ONLY)
+    + DONE,
+    # the text key moves (reasoning, then content): a new prefix is learnt
+    "prefix-changes": event({"id": "c", "choices": [{"delta": {"reasoning_content": "r"}}]})
+    + event({"id": "c", "choices": [{"delta": {"reasoning_content": "s"}}]})
+    + event({"id": "c", "choices": [{"delta": {"content": "t"}}]})
+    + event({"id": "c", "choices": [{"delta": {"content": "u"}}]})
+    + DONE,
+    # the id only after the text, and a NUL byte in a line (not JSON, still read as lines are)
+    "id-after-text": event({"choices": [{"text": "a"}], "id": "late"})
+    + event({"choices": [{"text": "b"}], "id": "late"})
+    + b'data: {"choices":[{"text":"\x00"}]}\n\n'
+    + event({"choices": [{"text": "c"}], "id": "late"})
+    + DONE,
+    # two choices in a line whose first text is empty
+    "run-second-choice": event(completion("a"))
+    + event(
+        {
+            "id": "cmpl-1",
+            "object": "text_completion",
+            "choices": [{"index": 0, "text": ""}, {"text": "b"}],
+        }
+    )
+    + event(completion("c"))
+    + DONE,
 }
 
 
-@pytest.fixture(autouse=True, params=["block-reader", "small-reads-by-lines"])
-def small_read(request, monkeypatch):
-    """Every test twice: with the block reader on every read (no read counts as small), and with
-    the engine's threshold (the short streams here then go to the line reader)."""
-    if request.param == "block-reader":
-        monkeypatch.setattr(be, "_SMALL_READ", 0)
+@pytest.fixture(autouse=True, params=["runs", "lines-only"])
+def runs(request, monkeypatch):
+    """Every test twice: as the engine reads, and with the line reader alone (no run taken)."""
+    if request.param == "lines-only":
+        monkeypatch.setattr(be._Stream, "_run", lambda self, data, prefix: None)
     return request.param
 
 
@@ -165,20 +210,54 @@ def test_expected_counts_of_the_streams():
     assert read([STREAMS["tricky-text"]]).done is True
 
 
-def test_the_block_reader_takes_the_usual_layout_and_leaves_the_rest():
-    usual = b"".join(event(completion(t)) for t in ("a", "b")) + DONE
+def test_runs_take_the_usual_layout_and_leave_the_rest(runs):
+    if runs == "lines-only":
+        pytest.skip("about runs")
+    usual = b"".join(event(completion(t)) for t in ("a", "b", "c")) + event(USAGE_ONLY) + DONE
     sse = be._Stream()
-    assert sse._events(usual) == 2 and sse.done and sse.answer_id == "cmpl-1"
-    assert be._Stream()._events(DONE) == 0
+    assert sse._lines(event(completion("x"))) == 1 and sse.answer_id == "cmpl-1"
+    assert sse.prefix == event(completion("x"))[: event(completion("x")).index(b'"x"') + 1]
+    end = len(b"".join(event(completion(t)) for t in ("a", "b", "c"))) - 2
+    assert sse._run(usual, sse.prefix) == (3, end) and usual[end : end + 2] == b"\n\n"
+    assert sse._run(event(completion("a")), sse.prefix) == (1, len(event(completion("a"))) - 2)
     for other in (
-        STREAMS["pretty-crlf"],
-        STREAMS["reasoning"],  # text under two keys
-        event(completion("a")) + b": comment\n\n",
-        event(completion("a"))[:-1] + b"data: x\n\n",  # a line right after a line
-        b"data:" + event(completion("a"))[6:],  # no space after data:
-        event(completion("a")) + b"data: [DONE] \n\n",
+        event(completion("a")) + event(completion("")),  # an empty text in the run
+        event(completion("")),
+        event({**completion("a"), "error": None}),
+        event(completion("a", usage=1)) + event(completion("b", usage=2)),  # counts per line
+        event(completion("a")) + DONE + event(completion("b")),  # a run after the run
     ):
-        assert be._Stream()._events(other) is None
+        assert sse._run(other, sse.prefix) is None, other
+    assert be._Stream()._lines(DONE) == 0
+
+
+def test_a_coalesced_stream_is_read_with_one_run(monkeypatch, runs):
+    if runs == "lines-only":
+        pytest.skip("about runs")
+    data = STREAMS["run"]
+    reference = outcome(by_lines(data))
+    calls = []
+    lines = be._Stream._lines
+    monkeypatch.setattr(be._Stream, "_lines", lambda self, d: calls.append(d) or lines(self, d))
+    sse = read([data])
+    assert outcome(sse) == reference
+    # the first line (id, prefix) and the tail (usage, [DONE]) by lines, the 5 others as a run
+    assert len(calls) == 2 and calls[0] == event(completion(" t0"))
+    assert calls[1].startswith(b"\n\ndata: ") and calls[1].endswith(DONE)
+
+
+def test_events_read_one_by_one_are_runs_of_one(monkeypatch, runs):
+    data = STREAMS["run"]
+    events = [e + b"\n\n" for e in data.split(b"\n\n")[:-1]]
+    reference = outcome(by_lines(data))
+    calls = []
+    lines = be._Stream._lines
+    monkeypatch.setattr(be._Stream, "_lines", lambda self, d: calls.append(d) or lines(self, d))
+    sse = read(events)
+    assert outcome(sse) == reference
+    assert sse.counts == [1] * 6 and sse.times == [float(i) for i in range(6)]
+    # with runs: the line reader reads the first event, the usage event and [DONE] only
+    assert len(calls) == (3 if runs == "runs" else 8)
 
 
 def test_a_data_line_split_across_reads_is_read_once_complete():
