@@ -31,11 +31,11 @@ How it loads the server:
   ``x-request-id`` that reached it, which an edge gateway may have replaced).
 
 The hot path only stamps ``time.perf_counter()`` and appends: streams are read with
-``iter_any()``; each block of complete lines is read by ``_Stream`` (a few bytes searches per
-block in the layout model servers send, a look at every line otherwise), JSON is decoded only for
-error events, the first line with an id and the last usage; per block one time and its number of
-content chunks are kept, and per request one tuple. Metrics are computed after the level
-(``bench_stats``).
+``readany()`` in a loop; each block of complete lines is read by ``_Stream`` (a few bytes
+searches per block in the layout model servers send, a look at every line otherwise), JSON is
+decoded only for error events, the first line with an id and the last usage; per block one time
+and its number of content chunks are kept, and per request one tuple. Metrics are computed after
+the level (``bench_stats``).
 """
 
 from __future__ import annotations
@@ -384,7 +384,6 @@ class _Invalid(Exception):
 _TEXT = re.compile(rb'"(?:text|content|reasoning_content|reasoning)":\s*"(?!")')
 _CHOICE = re.compile(rb'"choices":\s*\[\s*\{')
 _USAGE_TOKENS = re.compile(rb'"completion_tokens":\s*(\d+)')
-_MARK = b"\x00"  # stands for each "\n\n" + prefix in a run (never in valid JSON text)
 _DECODE = json.JSONDecoder().raw_decode
 
 
@@ -415,12 +414,12 @@ class _Stream:
     ``_run`` reads a run of lines in the layout model servers send: every content event of one
     answer starts with the same bytes up to its text (``data: {"id":"cmpl-..",...,"text":"``:
     the ``prefix``, learnt from the first content line ``_lines`` reads), and events are
-    separated by one blank line. One ``replace`` of ``"\n\n" + prefix`` by a marker byte finds
-    the run and its length; what is left of the lines (their text and what follows it) is
-    searched for what would make ``_lines`` do more than count the line: an empty text, an
-    "error", usage, an id not read yet. Anything else (usage, [DONE], another layout) goes to
-    ``_lines``. Per block the cost is a few bytes searches, whether it holds one event (a server
-    that spaces its events) or many (a busy client).
+    separated by one blank line. A count of ``"\n\n" + prefix`` and of the newlines before the
+    last one's line end proves the run; a few searches of it rule out what would make ``_lines``
+    do more than count each line: an empty text, "error", usage, an id not read yet. Anything
+    else (usage, [DONE], another layout) goes to ``_lines``. Per block the cost is a few bytes
+    searches whether it holds one event (a server that spaces its events) or many (a busy
+    client), and no Python loop per event.
     """
 
     __slots__ = (
@@ -428,6 +427,7 @@ class _Stream:
         "cums",
         "counts",
         "done",
+        "empty",
         "last_ct",
         "line_start",
         "prefix",
@@ -449,6 +449,7 @@ class _Stream:
         self.prefix = None  # the bytes every content line starts with, up to its text
         self.run = None  # b"\n\n" + prefix
         self.line_start = None  # b"\n" + prefix
+        self.empty = None  # the prefix's text key with an empty text: b'"text":""'
 
     def feed(self, received: bytes, now: float) -> None:
         """Read the complete lines of ``received`` (after what was left of the last block)."""
@@ -501,25 +502,19 @@ class _Stream:
         if data[size] == 34:  # an empty text: "text":""
             return None
         run = self.run
-        rest = data.replace(run, _MARK) if len(data) > 2 * size else data
-        end = rest.find(b"\n")
-        several = len(rest) != len(data)
-        if several and (rest.find(_MARK, end) >= 0 or rest.find(_MARK + b'"', 0, end) >= 0):
-            return None  # a marker after the run, or an empty text in it
-        if rest.find(b'"error"', 0, end) >= 0:
+        more = data.count(run) if len(data) > 2 * size else 0
+        end = data.find(b"\n", data.rfind(run) + size if more else size)
+        if more and data.count(b"\n", 0, end) != 2 * more:
+            return None  # other lines among the run's
+        if data.find(self.empty, 0, end) >= 0 or data.find(b'"error"', 0, end) >= 0:
             return None
-        if self.answer_id is None and rest.find(b'"id"', 0, end) >= 0:
+        if self.answer_id is None and data.find(b'"id"', 0, end) >= 0:
             return None
-        at = rest.find(b'"completion_tokens"', 0, end)
+        at = data.find(b'"completion_tokens"', 0, end)
         if at < 0:
-            if not several:
-                self.cums.append(None)
-                return 1, end
-            step = len(run) - 1
-            found = 1 + (len(data) - len(rest)) // step
-            self.cums += [None] * found
-            return found, end + (found - 1) * step
-        if several:  # continuous usage: each line's count matters
+            self.cums += [None] * (more + 1)
+            return more + 1, end
+        if more:  # continuous usage: each line's count matters
             return None
         match = _USAGE_TOKENS.search(data, at, end)
         ct = None
@@ -530,11 +525,13 @@ class _Stream:
         self.cums.append(ct)
         return 1, end
 
-    def _learn(self, line: bytes, size: int) -> None:
-        """The prefix of the content lines to come: ``line`` up to its text's opening quote."""
+    def _learn(self, line: bytes, key: int, size: int) -> None:
+        """The prefix of the content lines to come: ``line`` up to its text's opening quote
+        (``size``); ``key``: where the text's key starts."""
         self.prefix = line[:size]
         self.line_start = b"\n" + self.prefix
         self.run = b"\n\n" + self.prefix
+        self.empty = line[key:size] + b'"'
 
     def _lines(self, data: bytes) -> int:
         """Content chunks in ``data``, every line examined (any SSE layout)."""
@@ -564,7 +561,8 @@ class _Stream:
                 found += 1
                 cums.append(ct)
                 if text and (self.prefix is None or not line.startswith(self.prefix)):
-                    self._learn(line, text.end() + len(line) - len(line[5:].lstrip()))
+                    lead = len(line) - len(line[5:].lstrip())
+                    self._learn(line, lead + text.start(), lead + text.end())
             if ct is not None:
                 self.last_ct = ct
         return found
