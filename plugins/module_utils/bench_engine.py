@@ -14,7 +14,8 @@ How it loads the server:
 
 - one ``ClientSession`` and ``TCPConnector`` for the run (HTTP/1.1 keep-alive; connection limit =
   the largest concurrency, or ``max_concurrency`` in rate mode), a 2 MiB read buffer, no cookie
-  jar, the per-request ``timeout`` as the session's total timeout;
+  jar, the per-request ``timeout`` as the session's total timeout, the request headers (content
+  type, accept, authorization, ``headers``) as the session's defaults;
 - concurrency mode: ``level`` workers, started ``STAGGER_STEP_S`` apart (at most
   ``STAGGER_MAX_S`` in all), each sending its next request when its previous one ends; a
   shared counter admits requests, so a level never has more than ``level`` in flight and never
@@ -578,6 +579,7 @@ async def _run(spec: dict, prompts: list, bodies: list[bytes]) -> dict:
         timeout=aiohttp.ClientTimeout(total=float(spec["timeout"])),
         read_bufsize=READ_BUFSIZE,
         cookie_jar=aiohttp.DummyCookieJar(),
+        headers=ctx.headers,
     )
     ctx.t0 = time.perf_counter()
     levels, records = [], []
@@ -611,13 +613,7 @@ async def _run(spec: dict, prompts: list, bodies: list[bytes]) -> dict:
 
 def _sender(ctx: _Context, state: _Level):
     """The coroutine function that sends request ``seq`` and appends its raw tuple."""
-    spec, bodies, base_headers, url, prefix = (
-        ctx.spec,
-        ctx.bodies,
-        ctx.headers,
-        ctx.url,
-        state.prefix,
-    )
+    spec, bodies, url, prefix = ctx.spec, ctx.bodies, ctx.url, state.prefix
     stream = bool(spec["stream"])
     nbodies = len(bodies)
     loads = json.loads
@@ -630,8 +626,7 @@ def _sender(ctx: _Context, state: _Level):
     client_error = aiohttp.ClientError
 
     async def send(seq: int, warm: bool, t_sched) -> None:
-        headers = dict(base_headers)
-        headers["x-request-id"] = prefix + str(seq)
+        headers = {"x-request-id": prefix + str(seq)}  # the others: the session's defaults
         body = bodies[seq % nbodies]
         status = endpoint = detail = error = answer_id = None
         times = counts = cums = usage = sse = None
