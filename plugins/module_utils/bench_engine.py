@@ -14,7 +14,8 @@ How it loads the server:
 
 - one ``ClientSession`` and ``TCPConnector`` for the run (HTTP/1.1 keep-alive; connection limit =
   the largest concurrency, or ``max_concurrency`` in rate mode), a 2 MiB read buffer, no cookie
-  jar, the per-request ``timeout`` as the session's total timeout;
+  jar, the per-request ``timeout`` as the session's total timeout, the request headers (content
+  type, accept, authorization, ``headers``) as the session's defaults;
 - concurrency mode: ``level`` workers, started ``STAGGER_STEP_S`` apart (at most
   ``STAGGER_MAX_S`` in all), each sending its next request when its previous one ends; a
   shared counter admits requests, so a level never has more than ``level`` in flight and never
@@ -31,9 +32,11 @@ How it loads the server:
   ``x-request-id`` that reached it, which an edge gateway may have replaced).
 
 The hot path only stamps ``time.perf_counter()`` and appends: streams are read with
-``iter_any()`` and split on newlines (bytes operations), ``json.loads`` runs on ``data:`` lines
-only, and per request one tuple is appended. Metrics are computed after the level
-(``bench_stats``).
+``readany()`` in a loop; each block of complete lines is read by ``_Stream`` (a few bytes
+searches per block in the layout model servers send, a look at every line otherwise), JSON is
+decoded only for error events, the first line with an id and the last usage; per block one time
+and its number of content chunks are kept, and per request one tuple. Metrics are computed after
+the level (``bench_stats``).
 """
 
 from __future__ import annotations
@@ -376,17 +379,194 @@ class _Invalid(Exception):
 
 
 # SSE events are examined with bytes searches, not parsed: a JSON string cannot contain an
-# unescaped quote, so these keys only match keys. Text: a non-empty completion text, chat
-# content or reasoning. A data line that mentions "error" and the last line with usage are
-# parsed with json.loads.
+# unescaped quote or a raw newline, so these keys only match keys and a line is one event. Text: a
+# non-empty completion text, chat content or reasoning. A data line that mentions "error", the
+# first line with "id" and the last line with usage are parsed with json.loads.
 _TEXT = re.compile(rb'"(?:text|content|reasoning_content|reasoning)":\s*"(?!")')
 _CHOICE = re.compile(rb'"choices":\s*\[\s*\{')
 _USAGE_TOKENS = re.compile(rb'"completion_tokens":\s*(\d+)')
+_DECODE = json.JSONDecoder().raw_decode
+
+
+def _loads(payload: bytes):
+    """``json.loads`` of a stripped UTF-8 payload, without its encoding detection."""
+    text = payload.decode()
+    obj, end = _DECODE(text)
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return obj
 
 
 def _check_error_event(obj) -> None:
     if isinstance(obj, dict) and obj.get("error") and not obj.get("choices"):
         raise _Invalid(f"error event: {obj['error']}"[:EXCERPT])
+
+
+class _Stream:
+    """The events of one SSE answer, read block by block as they arrive.
+
+    Per block of complete lines: the time it arrived and how many content chunks it held
+    (``times``, ``counts``); per content chunk: its ``usage.completion_tokens`` or None
+    (``cums``). A chunk is content when it carries non-empty text (``_TEXT``) or, with
+    continuous usage, more completion tokens than the chunk before and a choice.
+
+    Two readers give the same result (the unit tests compare them on every split of a stream).
+    ``_lines`` looks at every line (any SSE layout: CRLF, comments, other fields, spaces).
+    ``_run`` reads a run of lines in the layout model servers send: every content event of one
+    answer starts with the same bytes up to its text (``data: {"id":"cmpl-..",...,"text":"``:
+    the ``prefix``, learnt from the first content line ``_lines`` reads), and events are
+    separated by one blank line. A count of ``"\n\n" + prefix`` and of the newlines before the
+    last one's line end proves the run; a few searches of it rule out what would make ``_lines``
+    do more than count each line: an empty text, "error", usage, an id not read yet. Anything
+    else (usage, [DONE], another layout) goes to ``_lines``. Per block the cost is a few bytes
+    searches whether it holds one event (a server that spaces its events) or many (a busy
+    client), and no Python loop per event.
+    """
+
+    __slots__ = (
+        "answer_id",
+        "cums",
+        "counts",
+        "done",
+        "empty",
+        "last_ct",
+        "line_start",
+        "prefix",
+        "run",
+        "tail",
+        "times",
+        "usage_line",
+    )
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.counts: list[int] = []
+        self.cums: list = []
+        self.done = False
+        self.answer_id = None
+        self.last_ct = 0
+        self.usage_line = None
+        self.tail = b""
+        self.prefix = None  # the bytes every content line starts with, up to its text
+        self.run = None  # b"\n\n" + prefix
+        self.line_start = None  # b"\n" + prefix
+        self.empty = None  # the prefix's text key with an empty text: b'"text":""'
+
+    def feed(self, received: bytes, now: float) -> None:
+        """Read the complete lines of ``received`` (after what was left of the last block)."""
+        if self.tail:
+            received = self.tail + received
+            self.tail = b""
+        if received[-1] != 10:
+            cut = received.rfind(b"\n") + 1
+            self.tail = received[cut:]
+            if not cut:
+                return
+            received = received[:cut]
+        found = 0
+        data = received
+        while True:
+            prefix = self.prefix
+            if prefix is None:  # a line at a time until the prefix is known
+                cut = data.find(b"\n") + 1
+                if cut >= len(data) - 1:
+                    found += self._lines(data)
+                    break
+                if data[cut] == 10:  # and the blank line after it
+                    cut += 1
+            elif data.startswith(prefix):
+                run = self._run(data, prefix)
+                if run is None:
+                    found += self._lines(data)
+                    break
+                found += run[0]
+                if len(data) - run[1] <= 2:  # what is left: the last line's end, a blank line
+                    break
+                data = data[run[1] :]
+                continue
+            else:  # up to the next line with the prefix
+                cut = data.find(self.line_start) + 1
+                if not cut:
+                    found += self._lines(data)
+                    break
+            found += self._lines(data[:cut])
+            data = data[cut:]
+        if found:
+            self.times.append(now)
+            self.counts.append(found)
+
+    def _run(self, data: bytes, prefix: bytes):
+        """(content chunks, end) of the run of content lines ``data`` starts with (``end``: the
+        index of the newline that ends the run's last line), or None when ``_lines`` must read
+        them (see the class)."""
+        size = len(prefix)
+        if data[size] == 34:  # an empty text: "text":""
+            return None
+        run = self.run
+        more = data.count(run) if len(data) > 2 * size else 0
+        end = data.find(b"\n", data.rfind(run) + size if more else size)
+        if more and data.count(b"\n", 0, end) != 2 * more:
+            return None  # other lines among the run's
+        if data.find(self.empty, 0, end) >= 0 or data.find(b'"error"', 0, end) >= 0:
+            return None
+        if self.answer_id is None and data.find(b'"id"', 0, end) >= 0:
+            return None
+        at = data.find(b'"completion_tokens"', 0, end)
+        if at < 0:
+            self.cums += [None] * (more + 1)
+            return more + 1, end
+        if more:  # continuous usage: each line's count matters
+            return None
+        match = _USAGE_TOKENS.search(data, at, end)
+        ct = None
+        if match:
+            ct = int(match.group(1))
+            self.usage_line = data[5:end].strip()
+            self.last_ct = ct
+        self.cums.append(ct)
+        return 1, end
+
+    def _learn(self, line: bytes, key: int, size: int) -> None:
+        """The prefix of the content lines to come: ``line`` up to its text's opening quote
+        (``size``); ``key``: where the text's key starts."""
+        self.prefix = line[:size]
+        self.line_start = b"\n" + self.prefix
+        self.run = b"\n\n" + self.prefix
+        self.empty = line[key:size] + b'"'
+
+    def _lines(self, data: bytes) -> int:
+        """Content chunks in ``data``, every line examined (any SSE layout)."""
+        found = 0
+        cums = self.cums
+        for line in data.split(b"\n"):
+            if not line.startswith(b"data:"):
+                continue
+            payload = line[5:].strip()
+            if payload[:1] != b"{":
+                if payload == b"[DONE]":
+                    self.done = True
+                    continue
+                raise _Invalid(f"data line is not a JSON object: {payload[:80]!r}")
+            if b'"error"' in payload:
+                _check_error_event(_loads(payload))
+            if self.answer_id is None and b'"id"' in payload:
+                self.answer_id = _loads(payload).get("id")
+            ct = None
+            if b'"completion_tokens"' in payload:
+                match = _USAGE_TOKENS.search(payload)
+                if match:
+                    ct = int(match.group(1))
+                    self.usage_line = payload
+            text = _TEXT.search(payload)
+            if text or (ct is not None and ct > self.last_ct and _CHOICE.search(payload)):
+                found += 1
+                cums.append(ct)
+                if text and (self.prefix is None or not line.startswith(self.prefix)):
+                    lead = len(line) - len(line[5:].lstrip())
+                    self._learn(line, lead + text.start(), lead + text.end())
+            if ct is not None:
+                self.last_ct = ct
+        return found
 
 
 async def _run(spec: dict, prompts: list, bodies: list[bytes]) -> dict:
@@ -399,6 +579,7 @@ async def _run(spec: dict, prompts: list, bodies: list[bytes]) -> dict:
         timeout=aiohttp.ClientTimeout(total=float(spec["timeout"])),
         read_bufsize=READ_BUFSIZE,
         cookie_jar=aiohttp.DummyCookieJar(),
+        headers=ctx.headers,
     )
     ctx.t0 = time.perf_counter()
     levels, records = [], []
@@ -432,13 +613,7 @@ async def _run(spec: dict, prompts: list, bodies: list[bytes]) -> dict:
 
 def _sender(ctx: _Context, state: _Level):
     """The coroutine function that sends request ``seq`` and appends its raw tuple."""
-    spec, bodies, base_headers, url, prefix = (
-        ctx.spec,
-        ctx.bodies,
-        ctx.headers,
-        ctx.url,
-        state.prefix,
-    )
+    spec, bodies, url, prefix = ctx.spec, ctx.bodies, ctx.url, state.prefix
     stream = bool(spec["stream"])
     nbodies = len(bodies)
     loads = json.loads
@@ -448,15 +623,13 @@ def _sender(ctx: _Context, state: _Level):
     min_requests = int(spec["error_stop_min_requests"])
     timeout_text = f"no complete answer within the timeout of {spec['timeout']} s"
     post = ctx.session.post
-    has_text, has_choice, usage_tokens = _TEXT.search, _CHOICE.search, _USAGE_TOKENS.search
     client_error = aiohttp.ClientError
 
     async def send(seq: int, warm: bool, t_sched) -> None:
-        headers = dict(base_headers)
-        headers["x-request-id"] = prefix + str(seq)
+        headers = {"x-request-id": prefix + str(seq)}  # the others: the session's defaults
         body = bodies[seq % nbodies]
         status = endpoint = detail = error = answer_id = None
-        times = cums = usage = None
+        times = counts = cums = usage = sse = None
         t0 = perf()
         try:
             async with post(url, data=body, headers=headers) as resp:
@@ -466,45 +639,18 @@ def _sender(ctx: _Context, state: _Level):
                     error = f"http_{status}"
                     detail = (await resp.read())[:EXCERPT].decode("utf-8", "replace")
                 elif stream:
-                    times, cums = [], []
-                    done = False
-                    tail = b""
-                    last_ct = 0
-                    usage_line = None
-                    async for received in resp.content.iter_any():
-                        now = perf()
-                        lines = (tail + received if tail else received).split(b"\n")
-                        tail = lines.pop()
-                        for line in lines:
-                            if line[:5] != b"data:":
-                                continue
-                            payload = line[5:].strip()
-                            if payload[:1] != b"{":
-                                if payload == b"[DONE]":
-                                    done = True
-                                    continue
-                                raise _Invalid(f"data line is not a JSON object: {payload[:80]!r}")
-                            if b'"error"' in payload:
-                                _check_error_event(loads(payload))
-                            if answer_id is None and b'"id"' in payload:
-                                answer_id = loads(payload).get("id")
-                            ct = None
-                            if b'"completion_tokens"' in payload:
-                                match = usage_tokens(payload)
-                                if match:
-                                    ct = int(match.group(1))
-                                    usage_line = payload
-                            if has_text(payload) or (
-                                ct is not None and ct > last_ct and has_choice(payload)
-                            ):
-                                times.append(now)
-                                cums.append(ct)
-                            if ct is not None:
-                                last_ct = ct
-                    if not done:
+                    sse = _Stream()
+                    feed = sse.feed
+                    readany = resp.content.readany
+                    received = await readany()
+                    while received:
+                        feed(received, perf())
+                        received = await readany()
+                    if not sse.done:
                         raise _Invalid("the stream ended without data: [DONE]")
-                    if usage_line is not None:
-                        usage = loads(usage_line).get("usage")
+                    times, counts, cums = sse.times, sse.counts, sse.cums
+                    if sse.usage_line is not None:
+                        usage = _loads(sse.usage_line).get("usage")
                 else:
                     obj = loads(await resp.read())
                     if not isinstance(obj, dict) or not isinstance(obj.get("choices"), list):
@@ -520,6 +666,8 @@ def _sender(ctx: _Context, state: _Level):
         except (client_error, OSError) as exc:
             error, detail = "connection", f"{type(exc).__name__}: {exc}"[:EXCERPT]
         t1 = perf()
+        if sse is not None:
+            answer_id = sse.answer_id
         raw_append(
             (
                 seq,
@@ -535,6 +683,7 @@ def _sender(ctx: _Context, state: _Level):
                 endpoint,
                 detail,
                 answer_id,
+                counts,
             )
         )
         state.done += 1
@@ -621,13 +770,14 @@ def _analyse(ctx: _Context, state: _Level):
     nprompts = len(prompts)
     for row in sorted(state.raw, key=lambda r: r[0]):
         seq, warm, t_sched, t0, t1, status, error, times, cums, answer, endpoint, detail = row[:12]
+        counts = row[13]
         usage = answer if isinstance(answer, dict) else {}
         in_tokens = usage.get("prompt_tokens")
         out_tokens = usage.get("completion_tokens")
         ttft = tpot = itl_mean = None
         if error is None:
             ttft, tpot, values, weights, out_tokens = bench_stats.request_metrics(
-                t0, t1, times, cums, out_tokens
+                t0, t1, times, cums, out_tokens, counts=counts
             )
             if weights:
                 total = math.fsum(v * w for v, w in zip(values, weights, strict=True))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from itertools import accumulate
+from operator import lt
 
 PERCENTILE_METHOD = (
     "linear interpolation between closest ranks (Hyndman-Fan type 7, numpy's default 'linear'); "
@@ -113,29 +114,61 @@ def chunk_tokens(cumulative: list, completion_tokens: int | None) -> list[int]:
     return [(i + 1) * total // n - i * total // n for i in range(n)]
 
 
-def request_metrics(start: float, end: float, times: list[float] | None, cumulative, usage_out):
+def request_metrics(
+    start: float,
+    end: float,
+    times: list[float] | None,
+    cumulative,
+    usage_out,
+    *,
+    counts: list[int] | None = None,
+):
     """(ttft_ms, tpot_ms, itl_values_ms, itl_weights, output_tokens) of one successful request.
 
-    ``times``: perf_counter of each content chunk (None for a non-streamed reply). TTFT is the time
-    to the first content chunk; TPOT is (e2e - TTFT) / (output_tokens - 1); each later chunk's gap
-    counts as k intervals of gap/k when it carries k tokens.
+    ``times``: perf_counter of each content chunk (None for a non-streamed reply), or with
+    ``counts`` of each block of chunks that arrived together (``counts[i]`` chunks at
+    ``times[i]``). TTFT is the time to the first content chunk; TPOT is (e2e - TTFT) /
+    (output_tokens - 1); each later chunk's gap counts as k intervals of gap/k when it carries k
+    tokens. The chunks of a block after its first have a gap of 0: with ``counts`` they come back
+    as one value 0.0 weighted by their tokens (the same multiset of intervals, in fewer entries).
     """
     if times is None:
         return None, None, [], [], usage_out
     if not times:
         return None, None, [], [], usage_out or 0
-    tokens = chunk_tokens(cumulative, usage_out)
-    output = usage_out if usage_out is not None else sum(tokens)
+    if counts is None:
+        prefix = list(accumulate(chunk_tokens(cumulative, usage_out), initial=0)).__getitem__
+        counts = [1] * len(times)
+    else:
+        prefix = _token_prefix(cumulative, usage_out)
+    output = usage_out if usage_out is not None else prefix(len(cumulative))
     ttft = (times[0] - start) * 1000.0
     values, weights = [], []
-    previous = times[0]
-    for t, k in zip(times[1:], tokens[1:], strict=True):
+    first = prefix(counts[0]) - prefix(1)  # the first block's chunks after the first one
+    if first:
+        values.append(0.0)
+        weights.append(first)
+    previous, pos = times[0], counts[0]
+    for t, n in zip(times[1:], counts[1:], strict=True):
+        k = prefix(pos + 1) - prefix(pos)
         values.append((t - previous) * 1000.0 / k)
         weights.append(k)
-        previous = t
+        if n > 1:
+            values.append(0.0)
+            weights.append(prefix(pos + n) - prefix(pos + 1))
+        previous, pos = t, pos + n
     e2e = (end - start) * 1000.0
     tpot = (e2e - ttft) / (output - 1) if output and output > 1 else None
     return ttft, tpot, values, weights, output
+
+
+def _token_prefix(cumulative: list, completion_tokens: int | None):
+    """i -> tokens of the first i content chunks (``chunk_tokens`` summed, no loop per chunk)."""
+    n = len(cumulative)
+    if None not in cumulative and cumulative[0] >= 1 and all(map(lt, cumulative, cumulative[1:])):
+        return [0, *cumulative].__getitem__
+    total = completion_tokens if completion_tokens and completion_tokens >= n else n
+    return lambda i: i * total // n
 
 
 def level_summary(header: dict, records: list[dict], span: float, itl_values, itl_weights) -> dict:
