@@ -269,9 +269,8 @@ def test_converge_then_idempotent_then_check_mode_changes_nothing(
     # Again: only the benchmark reports a change (it sends load and writes a new report). This is
     # the rerun of every phase (the per-phase tests converge once each): no object written, so no
     # pod restarted, and the gateway phase publishes the same URL.
-    (gateway,) = set(
-        re.findall(r"Gateway opendatahub/inference-gateway: (http://127\.0\.0\.1:\d+)", first.output)
-    )
+    published = r"Gateway opendatahub/inference-gateway: (http://127\.0\.0\.1:\d+)"
+    (gateway,) = set(re.findall(published, first.output))
     second = run("site.yml")
     assert second.rc == 0, second.output
     assert changed_tasks(second) == [BENCH], second.output
