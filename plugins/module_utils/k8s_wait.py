@@ -227,17 +227,33 @@ class KubeClient:
             text = text.replace(secret, "<redacted>")
         return text
 
-    def _request(self, path: str, query: list | None, timeout) -> object:
-        """GET path; the urllib3 response, unread. Raises KubeError (status None: unreachable)."""
+    def _request(
+        self,
+        path: str,
+        query: list | None,
+        timeout,
+        *,
+        method: str = "GET",
+        body: dict | None = None,
+        content_type: str = "application/json",
+    ) -> object:
+        """A request (GET unless told); the urllib3 response, unread. Raises KubeError (status
+        None: unreachable)."""
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
         try:
-            method, url, headers, _body, _post = self.api.param_serialize(
-                "GET",
+            method, url, headers, data, _post = self.api.param_serialize(
+                method,
                 path,
                 query_params=query or None,
-                header_params={"Accept": "application/json"},
+                header_params=headers,
+                body=body,
                 auth_settings=["BearerToken"],
             )
-            return self.api.call_api(method, url, header_params=headers, _request_timeout=timeout)
+            return self.api.call_api(
+                method, url, header_params=headers, body=data, _request_timeout=timeout
+            )
         except urllib3.exceptions.HTTPError as exc:
             reason = getattr(exc, "reason", None) or exc
             raise KubeError(
@@ -269,8 +285,8 @@ class KubeClient:
             hint=status_hint(status),
         )
 
-    def _json(self, path: str, query: list | None, what: str) -> dict:
-        response = self._request(path, query, (CONNECT_TIMEOUT, self.request_timeout))
+    def _json(self, path: str, query: list | None, what: str, **send) -> dict:
+        response = self._request(path, query, (CONNECT_TIMEOUT, self.request_timeout), **send)
         try:
             body = response.read()
         except urllib3.exceptions.HTTPError as exc:
@@ -296,6 +312,17 @@ class KubeClient:
                 return None
             raise
 
+    def discover(self, api_version: str) -> list | None:
+        """The resources (APIResourceList) a group version serves, or None when not served."""
+        root = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        try:
+            answer = self._json(root, None, f"GET {root} (discovery)")
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return list(answer.get("resources") or [])
+
     def list(
         self,
         resource: Resource,
@@ -305,6 +332,40 @@ class KubeClient:
         """The List object (``items``, ``metadata.resourceVersion``). 404: the type is unknown."""
         query = _selectors(label_selector, field_selector)
         return self._json(resource.path(), query, f"LIST {resource.describe()}")
+
+    # ------------------------------------------------------------------- writes
+    def create(self, resource: Resource, body: dict, *, dry_run: bool = False) -> dict:
+        """POST a new object; the object the API server answers (not stored with dry_run)."""
+        query = [("dryRun", "All")] if dry_run else []
+        name = (body.get("metadata") or {}).get("name")
+        return self._json(
+            resource.path(), query, f"CREATE {resource.describe(name)}", method="POST", body=body
+        )
+
+    def apply(
+        self,
+        resource: Resource,
+        body: dict,
+        field_manager: str,
+        *,
+        force: bool = True,
+        dry_run: bool = False,
+    ) -> dict:
+        """Server-side apply of body (PATCH application/apply-patch+yaml; JSON is YAML)."""
+        name = body["metadata"]["name"]
+        query = [("fieldManager", field_manager)]
+        if force:
+            query.append(("force", "true"))
+        if dry_run:
+            query.append(("dryRun", "All"))
+        return self._json(
+            resource.path(name),
+            query,
+            f"APPLY {resource.describe(name)}",
+            method="PATCH",
+            body=body,
+            content_type="application/apply-patch+yaml",
+        )
 
     def watch(
         self,

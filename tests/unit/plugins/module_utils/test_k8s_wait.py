@@ -457,3 +457,31 @@ def test_kubeconfig_problems_say_what_to_do_without_the_token(tmp_path):
         KubeClient(path, "nope")
     assert caught.value.reason == "KubeconfigInvalid"
     assert "nope" in caught.value.message and TOKEN not in str(caught.value)
+
+
+def test_writes_and_discovery_build_the_requests_kubernetes_takes():
+    ok = json.dumps({"metadata": {"name": "s"}}).encode()
+    resources = json.dumps({"kind": "APIResourceList", "resources": [{"name": "x"}]}).encode()
+    missing = json.dumps({"kind": "Status", "reason": "NotFound", "code": 404}).encode()
+    api, calls = api_client(
+        [
+            Answer(201, Raw([ok])),
+            Answer(200, Raw([ok])),
+            Answer(200, Raw([resources])),
+            Answer(404, Raw([missing])),
+        ]
+    )
+    kube = KubeClient(api_client=api)
+    ns = Resource("v1", "namespaces")
+    kube.create(ns, {"metadata": {"name": "n"}}, dry_run=True)
+    secrets = Resource("v1", "secrets", "n")
+    kube.apply(secrets, {"metadata": {"name": "s"}}, "llmd-gke", force=True)
+    assert kube.discover("x.io/v1") == [{"name": "x"}]
+    assert kube.discover("y.io/v1") is None
+    (method, url, headers, _t), (method2, url2, headers2, _t2) = calls[0], calls[1]
+    assert (method, url) == ("POST", "https://k8s.example:6443/api/v1/namespaces?dryRun=All")
+    assert headers["Content-Type"] == "application/json"
+    assert method2 == "PATCH"
+    assert url2.endswith("/api/v1/namespaces/n/secrets/s?fieldManager=llmd-gke&force=true")
+    assert headers2["Content-Type"] == "application/apply-patch+yaml"
+    assert calls[2][1].endswith("/apis/x.io/v1")
