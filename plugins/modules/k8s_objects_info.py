@@ -21,7 +21,7 @@ description:
   - Requests go straight to the resource paths (C(/api/v1/...), C(/apis/<group>/<version>/...))
     with the plural of the kind; give O(objects[].plural) when the usual English rules do not make
     it.
-  - Secrets are returned redacted: C(data) keeps only the keys named in O(objects[].secret_keys)
+  - Secrets are returned redacted; C(data) keeps only the keys named in O(objects[].secret_keys)
     (none by default), and C(stringData), C(metadata.managedFields) and the
     C(kubectl.kubernetes.io/last-applied-configuration) annotation are dropped.
   - Reads only; always returns C(changed=false). Never returns or logs a credential from the

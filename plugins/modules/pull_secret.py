@@ -10,7 +10,7 @@ module: pull_secret
 short_description: A registry pull secret in several namespaces, creating the namespaces
 version_added: 0.1.0
 description:
-  - Creates each namespace of O(namespaces) that does not exist (created, not applied: controllers
+  - Creates each namespace of O(namespaces) that does not exist (created, not applied; controllers
     label namespaces, a server-side apply of a bare Namespace would take nothing and fight over
     nothing), then server-side applies the Secret O(name) of type
     C(kubernetes.io/dockerconfigjson) in each of them, with the field manager O(field_manager)
@@ -32,7 +32,7 @@ attributes:
     support: full
     details:
       - The requests are sent with C(dryRun=All). A Secret in a namespace that does not exist yet
-        cannot be dry-run: it counts as a change.
+        cannot be dry-run, so it counts as a change.
   diff_mode:
     support: partial
     details:
@@ -51,7 +51,7 @@ options:
     required: true
   dockerconfigjson:
     description:
-      - The base64-encoded C(.dockerconfigjson) of the Secret (C({"auths": {...}})).
+      - The base64-encoded C(.dockerconfigjson) of the Secret (a JSON object with C(auths)).
     type: str
     required: true
   labels:
