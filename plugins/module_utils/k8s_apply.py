@@ -18,9 +18,17 @@ Secrets are never put in a diff or a result with their data.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 
 from ansible.module_utils.common.dict_transformations import recursive_diff
+
+try:
+    import yaml
+
+    HAS_YAML = True
+except ImportError:  # pragma: no cover - ansible-core requires PyYAML
+    HAS_YAML = False
 
 from ansible_collections.llmd.gke.plugins.module_utils.k8s_ready import (
     GateResult,
@@ -67,6 +75,51 @@ class Applied:
     def describe(self) -> str:
         where = f"{self.namespace}/" if self.namespace else ""
         return f"{self.kind} {where}{self.name}"
+
+
+def load_manifests(text: str, where: str) -> list:
+    """The mappings of a multi-document YAML text, as JSON values (dates as ISO text)."""
+    loader = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
+    try:
+        docs = [d for d in yaml.load_all(text, Loader=loader) if isinstance(d, dict)]  # noqa: S506
+    except yaml.YAMLError as exc:
+        raise ApplyError(f"{where} is not YAML: {exc}") from None
+    return json.loads(json.dumps(docs, default=_iso))
+
+
+def _iso(value):
+    """YAML timestamps as the API takes them (ISO 8601)."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise ApplyError(f"{type(value).__name__} is not a JSON value")
+
+
+def select(docs: list, only_kinds: list, skip_names: list) -> list:
+    """The documents of the kinds in only_kinds (all when empty), without those named in
+    skip_names."""
+    kinds, skipped = set(only_kinds or ()), set(skip_names or ())
+    return [
+        d
+        for d in docs
+        if (not kinds or d.get("kind") in kinds)
+        and (d.get("metadata") or {}).get("name") not in skipped
+    ]
+
+
+def gather(src: list, manifests: str | None, only_kinds: list, skip_names: list, definitions: list):
+    """The objects to apply: the selected documents of the files src, then of the text
+    manifests, then definitions."""
+    docs = []
+    for path in src or ():
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise ApplyError(f"cannot read {path}: {exc.strerror}") from None
+        docs.extend(load_manifests(text, path))
+    if manifests:
+        docs.extend(load_manifests(manifests, "manifests"))
+    return select(docs, only_kinds, skip_names) + list(definitions or ())
 
 
 def same(before: dict | None, after: dict) -> bool:

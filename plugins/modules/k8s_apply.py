@@ -42,11 +42,37 @@ attributes:
 options:
   definitions:
     description:
-      - The objects to apply, in order (whole manifests with C(apiVersion), C(kind) and
-        C(metadata.name)).
+      - The objects to apply (whole manifests with C(apiVersion), C(kind) and C(metadata.name)),
+        after those of O(src) and O(manifests).
     type: list
     elements: dict
-    required: true
+    default: []
+  src:
+    description:
+      - Multi-document YAML files to apply, read by the module on the host it runs on (the
+        controller, for the plays of this collection), in the order given, before O(manifests)
+        and O(definitions). Megabytes of CRDs cost the controller seconds to template and send as
+        O(definitions); as paths they cost nothing there.
+    type: list
+    elements: path
+    default: []
+  manifests:
+    description:
+      - Multi-document YAML text to apply (for example a C(kubectl kustomize) output), after
+        O(src) and before O(definitions).
+    type: str
+  only_kinds:
+    description:
+      - Apply only the documents of these kinds from O(src) and O(manifests) (all when empty).
+    type: list
+    elements: str
+    default: []
+  skip_names:
+    description:
+      - Leave out the documents of O(src) and O(manifests) with these C(metadata.name).
+    type: list
+    elements: str
+    default: []
   namespace:
     description:
       - Namespace of the namespaced objects that name none.
@@ -147,13 +173,15 @@ not_ready:
   sample: []
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.llmd.gke.plugins.module_utils.k8s_apply import (
+    HAS_YAML,
     Applier,
     ApplyError,
     apply_all,
     diff_of,
+    gather,
     wait_applied,
 )
 from ansible_collections.llmd.gke.plugins.module_utils.k8s_wait import (
@@ -167,7 +195,11 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             **KUBE_ARG_SPEC,
-            definitions=dict(type="list", elements="dict", required=True),
+            definitions=dict(type="list", elements="dict", default=[]),
+            src=dict(type="list", elements="path", default=[]),
+            manifests=dict(type="str"),
+            only_kinds=dict(type="list", elements="str", default=[]),
+            skip_names=dict(type="list", elements="str", default=[]),
             namespace=dict(type="str"),
             field_manager=dict(type="str", default="llmd-gke"),
             force_conflicts=dict(type="bool", default=True),
@@ -187,6 +219,18 @@ def main():
     waiting = params["wait"] and not module.check_mode
     if waiting and not (params["wait_condition"] or {}).get("type"):
         module.fail_json(msg="wait needs wait_condition.type (for example Established)")
+    if (params["src"] or params["manifests"]) and not HAS_YAML:
+        module.fail_json(msg=missing_required_lib("PyYAML"))
+    try:
+        definitions = gather(
+            params["src"],
+            params["manifests"],
+            params["only_kinds"],
+            params["skip_names"],
+            params["definitions"],
+        )
+    except ApplyError as exc:
+        module.fail_json(msg=str(exc))
     client = module_client(module)
     applier = Applier(
         client,
@@ -196,7 +240,7 @@ def main():
         default_namespace=params["namespace"],
     )
     try:
-        applied = apply_all(applier, params["definitions"])
+        applied = apply_all(applier, definitions)
     except (ApplyError, KubeError) as exc:
         module.fail_json(msg=str(exc), **(exc.to_dict() if isinstance(exc, KubeError) else {}))
     result = {

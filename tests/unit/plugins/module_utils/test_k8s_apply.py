@@ -175,3 +175,23 @@ def test_wait_reads_only_what_the_apply_answer_did_not_show_ready(monkeypatch):
     assert asked == [("b.x.io", "customresourcedefinitions", 30)]
     assert [v.ready for v in gate.verdicts] == [True, False]
     assert "CustomResourceDefinition b.x.io: no Established condition" in gate.message(30)
+
+
+def test_gather_reads_files_then_text_then_definitions(tmp_path):
+    from ansible_collections.llmd.gke.plugins.module_utils.k8s_apply import gather
+
+    crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n"
+    first = tmp_path / "a.yaml"
+    first.write_text(
+        crd + "  name: a.x.io\n---\n" + crd + "  name: skip.x.io\n---\n"
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: ns, creationTimestamp: 2024-01-02}\n"
+    )
+    text = crd + "  name: b.x.io\n---\n# a comment only\n"
+    got = gather([str(first)], text, ["CustomResourceDefinition"], ["skip.x.io"], [CM])
+    assert [d["metadata"]["name"] for d in got] == ["a.x.io", "b.x.io", "c"]
+    every = gather([str(first)], None, [], [], [])
+    assert every[-1]["metadata"]["creationTimestamp"] == "2024-01-02"
+    with pytest.raises(ApplyError, match="cannot read .*absent.yaml"):
+        gather([str(tmp_path / "absent.yaml")], None, [], [], [])
+    with pytest.raises(ApplyError, match="manifests is not YAML"):
+        gather([], "a: [", [], [], [])
