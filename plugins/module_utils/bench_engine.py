@@ -33,10 +33,11 @@ How it loads the server:
 
 The hot path only stamps ``time.perf_counter()`` and appends: streams are read with
 ``readany()`` in a loop; each block of complete lines is read by ``_Stream`` (a few bytes
-searches per block in the layout model servers send, a look at every line otherwise), JSON is
-decoded only for error events, the first line with an id and the last usage; per block one time
-and its number of content chunks are kept, and per request one tuple. Metrics are computed after
-the level (``bench_stats``).
+searches per block in the layout model servers send, a look at every line otherwise). JSON is
+decoded only for error events, an id that is not a plain string at its line's start and the last
+usage (in vLLM's layout its usage object alone); per block one time and its number of content
+chunks are kept, and per request one tuple. Metrics are computed after the level
+(``bench_stats``).
 """
 
 from __future__ import annotations
@@ -381,10 +382,15 @@ class _Invalid(Exception):
 # SSE events are examined with bytes searches, not parsed: a JSON string cannot contain an
 # unescaped quote or a raw newline, so these keys only match keys and a line is one event. Text: a
 # non-empty completion text, chat content or reasoning. A data line that mentions "error", the
-# first line with "id" and the last line with usage are parsed with json.loads.
+# first line with "id" (unless it starts with it as a plain string) and the last line with usage
+# are parsed with json.loads.
 _TEXT = re.compile(rb'"(?:text|content|reasoning_content|reasoning)":\s*"(?!")')
 _CHOICE = re.compile(rb'"choices":\s*\[\s*\{')
 _USAGE_TOKENS = re.compile(rb'"completion_tokens":\s*(\d+)')
+_USAGE_LINE = re.compile(rb'"completion_tokens":\s*(\d+)[^\n]*\n')  # the first in each line
+_ID = re.compile(rb'\{"id":"([^"\\]*)",')
+_ID_HEAD = b'data: {"id":"'  # a content line that starts with its id (vLLM, the bench server)
+_USAGE_END = b"}}\n\ndata: [DONE]\n\n"  # the usage object, its line's end, [DONE]
 _DECODE = json.JSONDecoder().raw_decode
 
 
@@ -395,6 +401,19 @@ def _loads(payload: bytes):
     if end != len(text):
         raise json.JSONDecodeError("Extra data", text, end)
     return obj
+
+
+def _answer_id(payload: bytes):
+    """The ``id`` of a data line's JSON object: read from its start when the object begins with
+    it as a plain string (``{"id":"cmpl-..",``: vLLM's layout), else decoded."""
+    match = _ID.match(payload)
+    if match is not None:
+        return match.group(1).decode()
+    return _loads(payload).get("id")
+
+
+def _is_count(value) -> bool:
+    return type(value) is int
 
 
 def _check_error_event(obj) -> None:
@@ -415,12 +434,18 @@ class _Stream:
     ``_run`` reads a run of lines in the layout model servers send: every content event of one
     answer starts with the same bytes up to its text (``data: {"id":"cmpl-..",...,"text":"``:
     the ``prefix``, learnt from the first content line ``_lines`` reads), and events are
-    separated by one blank line. A count of ``"\n\n" + prefix`` and of the newlines before the
-    last one's line end proves the run; a few searches of it rule out what would make ``_lines``
-    do more than count each line: an empty text, "error", usage, an id not read yet. Anything
-    else (usage, [DONE], another layout) goes to ``_lines``. Per block the cost is a few bytes
-    searches whether it holds one event (a server that spaces its events) or many (a busy
-    client), and no Python loop per event.
+    separated by one blank line. A count of ``"\n\n" + prefix`` and of ``"\ndata:"`` before the
+    last one's line end proves the run (other lines are no chunks for ``_lines`` either); a few
+    searches of it rule out what would make ``_lines`` do more than count each line: an empty
+    text, usage (unless every line has its count: continuous usage), an id not read yet, and
+    "error" when the prefix has no choice (a line with a choice is never an error event).
+    ``_end`` reads what follows the content lines: in vLLM's layout (the usage event: the content
+    lines' bytes up to ``"choices":[``, then ``],"usage":{...}}``, then [DONE]) it decodes the
+    usage object alone; anything else (another layout, [DONE] in a later read) goes to
+    ``_lines``. The next answer of the same server starts from the last one's ``shape`` (its
+    content lines' bytes after the id): a first line with that shape gives the prefix and the id
+    without ``_lines``. Per block the cost is a few bytes searches whether it holds one event (a
+    server that spaces its events) or many (a busy client), and no Python loop per event.
     """
 
     __slots__ = (
@@ -428,17 +453,21 @@ class _Stream:
         "cums",
         "counts",
         "done",
-        "empty",
         "last_ct",
         "line_start",
+        "no_choice",
         "prefix",
         "run",
+        "shape",
         "tail",
         "times",
+        "usage",
         "usage_line",
+        "usage_start",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, shape=None) -> None:
+        self.shape = shape  # (the prefix after its id, no_choice) of the answer before
         self.times: list[float] = []
         self.counts: list[int] = []
         self.cums: list = []
@@ -446,11 +475,13 @@ class _Stream:
         self.answer_id = None
         self.last_ct = 0
         self.usage_line = None
+        self.usage = None  # usage_line's usage, when _end decoded it
+        self.usage_start = None  # b"\n\n" + the usage event's bytes up to its usage object
         self.tail = b""
         self.prefix = None  # the bytes every content line starts with, up to its text
         self.run = None  # b"\n\n" + prefix
         self.line_start = None  # b"\n" + prefix
-        self.empty = None  # the prefix's text key with an empty text: b'"text":""'
+        self.no_choice = True  # whether the prefix lacks "choices":[{ (an error event could)
 
     def feed(self, received: bytes, now: float) -> None:
         """Read the complete lines of ``received`` (after what was left of the last block)."""
@@ -465,81 +496,156 @@ class _Stream:
             received = received[:cut]
         found = 0
         data = received
+        size = len(data)
+        pos = 0  # offsets, not slices: a block is not copied to read it
         while True:
             prefix = self.prefix
             if prefix is None:  # a line at a time until the prefix is known
-                cut = data.find(b"\n") + 1
-                if cut >= len(data) - 1:
-                    found += self._lines(data)
+                if self.shape is not None and self._shaped(data, pos):
+                    continue
+                cut = data.find(b"\n", pos) + 1
+                if cut >= size - 1:
+                    found += self._lines(data[pos:] if pos else data)
                     break
                 if data[cut] == 10:  # and the blank line after it
                     cut += 1
-            elif data.startswith(prefix):
-                run = self._run(data, prefix)
+            elif data.startswith(prefix, pos):
+                run = self._run(data, pos)
                 if run is None:
-                    found += self._lines(data)
+                    found += self._lines(data[pos:] if pos else data)
                     break
                 found += run[0]
-                if len(data) - run[1] <= 2:  # what is left: the last line's end, a blank line
+                pos = run[1]
+                if size - pos <= 2:  # what is left: the last line's end, a blank line
                     break
-                data = data[run[1] :]
                 continue
             else:  # up to the next line with the prefix
-                cut = data.find(self.line_start) + 1
+                cut = data.find(self.line_start, pos) + 1
                 if not cut:
-                    found += self._lines(data)
+                    found += self._end(data, pos)
                     break
-            found += self._lines(data[:cut])
-            data = data[cut:]
+            found += self._lines(data[pos:cut])
+            pos = cut
         if found:
             self.times.append(now)
             self.counts.append(found)
 
-    def _run(self, data: bytes, prefix: bytes):
-        """(content chunks, end) of the run of content lines ``data`` starts with (``end``: the
-        index of the newline that ends the run's last line), or None when ``_lines`` must read
-        them (see the class)."""
-        size = len(prefix)
-        if data[size] == 34:  # an empty text: "text":""
+    def _run(self, data: bytes, pos: int):
+        """(content chunks, end) of the run of content lines that starts at ``data[pos]``
+        (``end``: the index of the newline that ends the run's last line), or None when
+        ``_lines`` must read them (see the class)."""
+        size = len(self.prefix)
+        if data[pos + size] == 34:  # an empty text: "text":""
             return None
-        run = self.run
-        more = data.count(run) if len(data) > 2 * size else 0
-        end = data.find(b"\n", data.rfind(run) + size if more else size)
-        if more and data.count(b"\n", 0, end) != 2 * more:
-            return None  # other lines among the run's
-        if data.find(self.empty, 0, end) >= 0 or data.find(b'"error"', 0, end) >= 0:
+        end = data.find(b"\n", pos + size)
+        if end + 3 >= len(data):  # one line (a server that spaces its events)
+            more, last = 0, pos
+        else:
+            run = self.run
+            more = data.count(run, end)
+            if more:
+                last = data.rfind(run, end) + 2  # where the run's last line starts
+                end = data.find(b"\n", last + size)
+                if data.count(b"\ndata:", pos, end) != more:
+                    return None  # another data line among the run's (other lines: no chunk)
+                if data.find(run + b'"', pos, end) >= 0:
+                    return None  # an empty text
+            else:
+                last = pos
+        if self.no_choice and data.find(b'"error"', pos, end) >= 0:
+            return None  # a line with a choice is never an error event
+        if self.answer_id is None and data.find(b'"id"', pos, end) >= 0:
             return None
-        if self.answer_id is None and data.find(b'"id"', 0, end) >= 0:
-            return None
-        at = data.find(b'"completion_tokens"', 0, end)
-        if at < 0:
+        if data.find(b'_tokens"', pos, end) < 0:  # no usage in the run
             self.cums += [None] * (more + 1)
             return more + 1, end
-        if more:  # continuous usage: each line's count matters
+        # usage in the run's lines (continuous usage): one count per line, else the lines
+        values = _USAGE_LINE.findall(data, pos, end + 1)
+        if len(values) != more + 1:
             return None
-        match = _USAGE_TOKENS.search(data, at, end)
-        ct = None
-        if match:
-            ct = int(match.group(1))
-            self.usage_line = data[5:end].strip()
-            self.last_ct = ct
-        self.cums.append(ct)
-        return 1, end
+        cts = list(map(int, values))
+        self.cums += cts
+        self.last_ct = cts[-1]
+        self.usage_line = data[last + 5 : end].strip()
+        self.usage = None
+        return more + 1, end
+
+    def _shaped(self, data: bytes, pos: int) -> bool:
+        """Whether the line at ``pos`` has the shape of the last answer's content lines: its
+        id as a plain string, then the same bytes up to the text (the model server answers every
+        request alike); then it is the prefix of this answer, and its id the answer's id."""
+        if not data.startswith(_ID_HEAD, pos):
+            return False
+        at = pos + len(_ID_HEAD)
+        end = data.find(b'"', at)
+        rest, no_choice, usage_rest = self.shape
+        if end < 0 or not data.startswith(rest, end) or data.find(b"\\", at, end) >= 0:
+            return False
+        self.answer_id = data[at:end].decode()
+        self._set_prefix(data[pos : end + len(rest)], no_choice)
+        if usage_rest is not None:
+            self.usage_start = b"\n\n" + data[pos:end] + usage_rest
+        return True
+
+    def _end(self, data: bytes, pos: int) -> int:
+        """Content chunks in ``data[pos:]``, what follows the answer's content lines. In the
+        layout of vLLM and the bench server (the usage event: the content lines' bytes up to
+        ``"choices":[``, then ``],"usage":{...}}``, then [DONE], ending the block) only the usage
+        object is decoded: the rest of that line is known bytes, with no text, choice or error
+        in them. Anything else goes to ``_lines``."""
+        start = self.usage_start
+        if start is None or not data.startswith(start, pos) or not data.endswith(_USAGE_END):
+            return self._lines(data[pos:] if pos else data)
+        at = pos + len(start)
+        stop = len(data) - len(_USAGE_END) + 1  # after the usage object
+        match = _USAGE_TOKENS.search(data, at, stop)
+        if match is None or data.find(b"\n", at, stop) >= 0:
+            return self._lines(data[pos:] if pos else data)
+        text = data[at:stop].decode()
+        try:
+            usage, used = _DECODE(text)
+        except ValueError:
+            return self._lines(data[pos:] if pos else data)
+        # numbers only: no text, choice or error in it, and nothing else in the line
+        if used != len(text) or type(usage) is not dict or not all(map(_is_count, usage.values())):
+            return self._lines(data[pos:] if pos else data)
+        self.last_ct = int(match.group(1))
+        self.usage_line = data[pos + 8 : stop + 1]  # the line's JSON object
+        self.usage = usage
+        self.done = True
+        return 0
 
     def _learn(self, line: bytes, key: int, size: int) -> None:
         """The prefix of the content lines to come: ``line`` up to its text's opening quote
-        (``size``); ``key``: where the text's key starts."""
-        self.prefix = line[:size]
-        self.line_start = b"\n" + self.prefix
-        self.run = b"\n\n" + self.prefix
-        self.empty = line[key:size] + b'"'
+        (``size``); ``key``: where the text's key starts. And the shape of the answers to come
+        when the line starts with its id as a plain string."""
+        prefix = line[:size]
+        self._set_prefix(prefix, _CHOICE.search(prefix) is None)
+        if prefix.startswith(_ID_HEAD):
+            end = prefix.find(b'"', len(_ID_HEAD))
+            if end > 0 and prefix.find(b"\\", len(_ID_HEAD), end) < 0:
+                rest = prefix[end:]
+                # the usage event: the same bytes up to "choices":[, no usage or error before
+                at = rest.find(b'"choices":[')
+                usage_rest = None
+                if at > 0 and b'_tokens"' not in rest and b'"error"' not in rest:
+                    usage_rest = rest[: at + 11] + b'],"usage":'
+                    self.usage_start = b"\n\n" + prefix[:end] + usage_rest
+                self.shape = (rest, self.no_choice, usage_rest)
+
+    def _set_prefix(self, prefix: bytes, no_choice: bool) -> None:
+        self.usage_start = None
+        self.prefix = prefix
+        self.line_start = b"\n" + prefix
+        self.run = b"\n\n" + prefix
+        self.no_choice = no_choice
 
     def _lines(self, data: bytes) -> int:
         """Content chunks in ``data``, every line examined (any SSE layout)."""
         found = 0
         cums = self.cums
         for line in data.split(b"\n"):
-            if not line.startswith(b"data:"):
+            if not line or not line.startswith(b"data:"):
                 continue
             payload = line[5:].strip()
             if payload[:1] != b"{":
@@ -550,13 +656,14 @@ class _Stream:
             if b'"error"' in payload:
                 _check_error_event(_loads(payload))
             if self.answer_id is None and b'"id"' in payload:
-                self.answer_id = _loads(payload).get("id")
+                self.answer_id = _answer_id(payload)
             ct = None
             if b'"completion_tokens"' in payload:
                 match = _USAGE_TOKENS.search(payload)
                 if match:
                     ct = int(match.group(1))
                     self.usage_line = payload
+                    self.usage = None
             text = _TEXT.search(payload)
             if text or (ct is not None and ct > self.last_ct and _CHOICE.search(payload)):
                 found += 1
@@ -624,8 +731,10 @@ def _sender(ctx: _Context, state: _Level):
     timeout_text = f"no complete answer within the timeout of {spec['timeout']} s"
     post = ctx.session.post
     client_error = aiohttp.ClientError
+    shape = None  # the content lines' shape of the last answer read (see _Stream._shaped)
 
     async def send(seq: int, warm: bool, t_sched) -> None:
+        nonlocal shape
         headers = {"x-request-id": prefix + str(seq)}  # the others: the session's defaults
         body = bodies[seq % nbodies]
         status = endpoint = detail = error = answer_id = None
@@ -639,7 +748,7 @@ def _sender(ctx: _Context, state: _Level):
                     error = f"http_{status}"
                     detail = (await resp.read())[:EXCERPT].decode("utf-8", "replace")
                 elif stream:
-                    sse = _Stream()
+                    sse = _Stream(shape)
                     feed = sse.feed
                     readany = resp.content.readany
                     received = await readany()
@@ -648,8 +757,9 @@ def _sender(ctx: _Context, state: _Level):
                         received = await readany()
                     if not sse.done:
                         raise _Invalid("the stream ended without data: [DONE]")
-                    times, counts, cums = sse.times, sse.counts, sse.cums
-                    if sse.usage_line is not None:
+                    times, counts, cums, shape = sse.times, sse.counts, sse.cums, sse.shape
+                    usage = sse.usage
+                    if usage is None and sse.usage_line is not None:
                         usage = _loads(sse.usage_line).get("usage")
                 else:
                     obj = loads(await resp.read())

@@ -36,6 +36,20 @@ def chat(content, *, usage=None, role=False) -> dict:
 
 USAGE_ONLY = {"id": "cmpl-1", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}
 DONE = b"data: [DONE]\n\n"
+# vLLM's completion chunk fields (serving_completion.py: id, object, created, model, choices,
+# usage) and its usage event: the content lines' bytes up to "choices":[, then usage
+VLLM = {"id": "cmpl-7", "object": "text_completion", "created": 5, "model": "m"}
+
+
+def vllm(text, reason=None, **top) -> dict:
+    choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": reason}
+    return {**VLLM, **top, "choices": [choice]}
+
+
+def vllm_usage(rid="cmpl-7", **extra) -> dict:
+    usage = {"prompt_tokens": 3, "total_tokens": 7, "completion_tokens": 4, **extra}
+    return {**VLLM, "id": rid, "choices": [], "usage": usage}
+
 
 STREAMS = {
     # what vLLM sends without continuous usage: content events, a usage-only event, [DONE]
@@ -118,6 +132,36 @@ STREAMS = {
     + b'data: {"choices":[{"text":"\x00"}]}\n\n'
     + event({"choices": [{"text": "c"}], "id": "late"})
     + DONE,
+    # vLLM's layout: the usage event is read from its usage object alone
+    "vllm": event(vllm(" a"))
+    + event(vllm(" b"))
+    + event(vllm(" c", "length"))
+    + event(vllm_usage())
+    + DONE,
+    "vllm-empty-last": b"".join(event(vllm(t)) for t in (" a", " b", ""))
+    + event(vllm_usage())
+    + DONE,
+    "vllm-other-id": b"".join(event(vllm(t, id="cmpl-8")) for t in (" a", " b"))
+    + event(vllm_usage("cmpl-8"))
+    + DONE,
+    # usage objects the usage event's fast path leaves to the line reader
+    "vllm-usage-details": event(vllm("a")) + event(vllm_usage(prompt_tokens_details=None)) + DONE,
+    "vllm-usage-text": event(vllm("a")) + event(vllm_usage(text="x")) + DONE,
+    "vllm-usage-list": event(vllm("a")) + event(vllm_usage(x=[{"text": "y"}])) + DONE,
+    "vllm-usage-no-tokens": event(vllm("a"))
+    + b'data: {"id":"cmpl-7","object":"text_completion","created":5,"model":"m","choices":[],'
+    + b'"usage":{"prompt_tokens":3}}\n\n'
+    + DONE,
+    "vllm-usage-broken": event(vllm("a"))
+    + b'data: {"id":"cmpl-7","object":"text_completion","created":5,"model":"m","choices":[],'
+    + b'"usage":{"completion_tokens":4,}}\n\n'
+    + DONE,
+    "vllm-after-done": event(vllm("a")) + event(vllm_usage()) + DONE + event(vllm("b")),
+    "vllm-error-in-prefix": b"".join(event(vllm(t, error=None)) for t in "ab")
+    + event({**vllm_usage(), "error": None})
+    + DONE,
+    # an id with an escape: not read as is
+    "vllm-escaped-id": b"".join(event(vllm(t, id='c\\"7')) for t in "ab") + DONE,
     # two choices in a line whose first text is empty
     "run-second-choice": event(completion("a"))
     + event(
@@ -140,8 +184,8 @@ def runs(request, monkeypatch):
     return request.param
 
 
-def read(chunks, **fields) -> be._Stream:
-    sse = be._Stream()
+def read(chunks, shape=None, **fields) -> be._Stream:
+    sse = be._Stream(shape)
     for key, value in fields.items():
         setattr(sse, key, value)
     for now, chunk in enumerate(chunks):
@@ -160,25 +204,72 @@ def by_lines(data: bytes) -> be._Stream:
 
 
 def outcome(sse: be._Stream) -> tuple:
-    return (sum(sse.counts), sse.cums, sse.done, sse.answer_id, sse.usage_line, sse.last_ct)
+    usage = sse.usage  # as bench_run takes it: decoded by the reader, else from usage_line
+    if usage is None and sse.usage_line is not None:
+        usage = be._loads(sse.usage_line).get("usage")
+    counts = (sum(sse.counts), sse.cums, sse.done, sse.answer_id, sse.usage_line, sse.last_ct)
+    return (*counts, usage)
 
 
-@pytest.mark.parametrize("name", sorted(STREAMS))
-def test_one_read_equals_the_line_reader(name):
+def shape_of(source, data: bytes):
+    """The shape the reader starts with: none (a first answer), the shape of another answer
+    (vLLM's), or of this stream read once before (a server that answers alike)."""
+    if source is None:
+        return None
+    first = data if source == "self" else STREAMS["vllm"]
+    try:
+        return read([first]).shape
+    except (be._Invalid, ValueError):
+        return None
+
+
+BROKEN = {"vllm-usage-broken"}  # its usage line is not JSON: bench_run's decode raises
+
+
+@pytest.mark.parametrize("source", [None, "self", "vllm"])
+@pytest.mark.parametrize("name", sorted(set(STREAMS) - BROKEN))
+def test_one_read_equals_the_line_reader(name, source):
     data = STREAMS[name]
-    whole = read([data])
+    whole = read([data], shape_of(source, data))
     assert outcome(whole) == outcome(by_lines(data))
     assert whole.times == [0.0] and len(whole.counts) == 1  # one block: one time
 
 
-@pytest.mark.parametrize("name", sorted(STREAMS))
-def test_every_split_into_two_reads_gives_the_same_chunks(name):
+@pytest.mark.parametrize("source", [None, "self", "vllm"])
+@pytest.mark.parametrize("name", sorted(set(STREAMS) - BROKEN))
+def test_every_split_into_two_reads_gives_the_same_chunks(name, source):
     data = STREAMS[name]
     reference = outcome(by_lines(data))
+    shape = shape_of(source, data)
     for cut in range(1, len(data)):
-        sse = read([data[:cut], data[cut:]])
+        sse = read([data[:cut], data[cut:]], shape)
         assert outcome(sse) == reference, cut
         assert all(sse.counts) and len(sse.times) == len(sse.counts) <= 2
+
+
+@pytest.mark.parametrize("source", [None, "self"])
+def test_a_usage_line_that_is_not_json_stays_an_error(source):
+    data = STREAMS["vllm-usage-broken"]
+    sse = read([data], shape_of(source, data))
+    assert sse.usage is None and sse.done
+    with pytest.raises(ValueError):
+        be._loads(sse.usage_line)
+
+
+def test_the_next_answer_is_read_with_the_shape_of_the_last(monkeypatch, runs):
+    if runs == "lines-only":
+        pytest.skip("about the fast paths")
+    first = read([STREAMS["vllm"]])
+    assert first.shape is not None and first.usage == vllm_usage()["usage"]
+    data = STREAMS["vllm-other-id"]
+    reference = outcome(by_lines(data))
+    calls = []
+    lines = be._Stream._lines
+    monkeypatch.setattr(be._Stream, "_lines", lambda self, d: calls.append(d) or lines(self, d))
+    sse = read([data], first.shape)
+    assert outcome(sse) == reference
+    assert sse.answer_id == "cmpl-8" and sse.usage == vllm_usage()["usage"]
+    assert calls == []  # the first line by its shape, the run, the usage event by its object
 
 
 def test_byte_by_byte_reads_time_each_chunk_when_its_line_ends():
@@ -218,16 +309,25 @@ def test_runs_take_the_usual_layout_and_leave_the_rest(runs):
     assert sse._lines(event(completion("x"))) == 1 and sse.answer_id == "cmpl-1"
     assert sse.prefix == event(completion("x"))[: event(completion("x")).index(b'"x"') + 1]
     end = len(b"".join(event(completion(t)) for t in ("a", "b", "c"))) - 2
-    assert sse._run(usual, sse.prefix) == (3, end) and usual[end : end + 2] == b"\n\n"
-    assert sse._run(event(completion("a")), sse.prefix) == (1, len(event(completion("a"))) - 2)
+    assert sse._run(usual, 0) == (3, end) and usual[end : end + 2] == b"\n\n"
+    assert sse._run(event(completion("a")), 0) == (1, len(event(completion("a"))) - 2)
     for other in (
         event(completion("a")) + event(completion("")),  # an empty text in the run
         event(completion("")),
-        event({**completion("a"), "error": None}),
-        event(completion("a", usage=1)) + event(completion("b", usage=2)),  # counts per line
         event(completion("a")) + DONE + event(completion("b")),  # a run after the run
+        event(completion("a")) + b'data: {"x":1}\n\n' + event(completion("b")),  # a data line
+        event(completion("a")) + b"data: {}\ndata: {}\n\n" + event(completion("b")),  # two lines
+        event(completion("a", usage=1)) + event(completion("b")),  # usage not in every line
     ):
-        assert sse._run(other, sse.prefix) is None, other
+        assert sse._run(other, 0) is None, other
+    # a line with a choice is never an error event; continuous usage: a count per line
+    for taken, cums in (
+        (event({**completion("a"), "error": None}), [None]),
+        (event(completion("a", usage=1)) + event(completion("b", usage=2)), [1, 2]),
+    ):
+        before = len(sse.cums)
+        assert sse._run(taken, 0) == (len(cums), len(taken) - 2), taken
+        assert sse.cums[before:] == cums
     assert be._Stream()._lines(DONE) == 0
 
 
@@ -277,7 +377,9 @@ def test_usage_only_chunk_is_no_content_but_gives_the_usage():
     [
         (event(completion("a")) + b'data: {"error":{"message":"boom"}}\n\n' + DONE, "boom"),
         (event(completion("a")) + b"data: <html>\n\n" + DONE, "not a JSON object"),
-        (b'data: {"id":"x","choices":[{"text":"a"}\n\n', "JSONDecodeError"),
+        # a line that mentions "error" is decoded (an id at the line's start is read as is)
+        (b'data: {"id":"x","error":{"message":"boom"}\n\n', "JSONDecodeError"),
+        (b'data: {"choices":[{"text":"a"}],"id":"x"\n\n', "JSONDecodeError"),
     ],
 )
 def test_broken_events_raise_as_before(data, message):
