@@ -114,7 +114,6 @@ options:
     type: int
     default: 120
 seealso:
-  - module: kubernetes.core.k8s
   - module: llmd.gke.k8s_ready_info
 """
 

@@ -111,8 +111,6 @@ options:
 notes:
   - A list of a namespaced kind in a namespace that does not exist is empty, as the API answers it.
 seealso:
-  - module: kubernetes.core.k8s_info
-  - module: kubernetes.core.k8s_cluster_info
   - module: llmd.gke.k8s_ready_info
 """
 
