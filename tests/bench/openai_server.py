@@ -8,7 +8,12 @@ whether the server, not the client, was the bottleneck). Every reply carries ``u
 The reply has ``max_tokens`` tokens (default 16), each the word `` tok``; a stream sends them in
 chunks of ``--tokens-per-chunk`` tokens (``max_tokens: 32`` and 1 token per chunk: 32 content
 events), then a usage event when ``stream_options.include_usage`` is set, then ``[DONE]``; every
-event is its own HTTP chunk and its own socket write, as a model server sends them.
+event is its own HTTP chunk and its own socket write, as a model server sends them. As vLLM does
+(vllm-project/vllm, vllm/entrypoints/openai/serving_completion.py and serving_chat.py:
+``include_continuous_usage = include_usage and continuous_usage_stats``, then ``chunk.usage =
+UsageInfo(...)`` on every chunk), with ``stream_options.continuous_usage_stats`` as well every
+content event carries the usage so far; the usage object's keys are in the order of vLLM's
+``UsageInfo`` (prompt_tokens, total_tokens, completion_tokens).
 ``--latency-ms`` holds every reply that long before its first byte (800 ms: a slow model of known
 latency); ``--itl-ms`` spaces the events of a stream.
 
@@ -62,8 +67,8 @@ def _chunk(data: bytes) -> bytes:
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
     return {
         "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        "completion_tokens": completion_tokens,
     }
 
 
@@ -98,8 +103,11 @@ def _unary_parts(model: str, chat: bool, tokens: int) -> tuple[bytes, bytes]:
 
 
 @lru_cache(maxsize=256)
-def _stream_events(model: str, chat: bool, tokens: int, per_chunk: int) -> tuple[bytes, ...]:
-    """The content events of one stream, framed as HTTP chunks."""
+def _stream_events(
+    model: str, chat: bool, tokens: int, per_chunk: int, prompt_tokens: int | None = None
+) -> tuple[bytes, ...]:
+    """The content events of one stream, framed as HTTP chunks; with ``prompt_tokens``
+    (continuous usage) each carries the usage so far."""
     ids = {**_ids(chat), "model": model}
     if chat:
         ids["object"] = "chat.completion.chunk"
@@ -118,7 +126,10 @@ def _stream_events(model: str, chat: bool, tokens: int, per_chunk: int) -> tuple
             choice = {"index": 0, "delta": delta, "finish_reason": reason}
         else:
             choice = {"index": 0, "text": TOKEN * n, "logprobs": None, "finish_reason": reason}
-        events.append(_chunk(b"data: " + _dumps({**ids, "choices": [choice]}) + b"\n\n"))
+        obj = {**ids, "choices": [choice]}
+        if prompt_tokens is not None:
+            obj["usage"] = _usage(prompt_tokens, sent)
+        events.append(_chunk(b"data: " + _dumps(obj) + b"\n\n"))
     return tuple(events)
 
 
@@ -203,9 +214,18 @@ class HttpConnection(asyncio.Protocol):
                 return
             options = body.get("stream_options")
             with_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+            continuous = with_usage and bool(options.get("continuous_usage_stats"))
             self.busy = True
             task = asyncio.ensure_future(
-                self._later(model, chat, tokens, usage, stream=stream, with_usage=with_usage)
+                self._later(
+                    model,
+                    chat,
+                    tokens,
+                    usage,
+                    stream=stream,
+                    with_usage=with_usage,
+                    continuous=continuous,
+                )
             )
             task.add_done_callback(self._done)
         elif method == "GET" and path == "/v1/models":
@@ -224,7 +244,15 @@ class HttpConnection(asyncio.Protocol):
         self._reply(200, b"application/json", head + _dumps(usage) + tail)
 
     async def _later(
-        self, model: str, chat: bool, tokens: int, usage: dict, *, stream: bool, with_usage: bool
+        self,
+        model: str,
+        chat: bool,
+        tokens: int,
+        usage: dict,
+        *,
+        stream: bool,
+        with_usage: bool,
+        continuous: bool = False,
     ) -> None:
         if self.s.latency:
             await asyncio.sleep(self.s.latency)
@@ -234,7 +262,9 @@ class HttpConnection(asyncio.Protocol):
         if self.transport is None:
             return
         self.transport.write(_head(200, b"text/event-stream", None))
-        for i, event in enumerate(_stream_events(model, chat, tokens, self.s.per_chunk)):
+        prompt_tokens = usage["prompt_tokens"] if continuous else None
+        events = _stream_events(model, chat, tokens, self.s.per_chunk, prompt_tokens)
+        for i, event in enumerate(events):
             if self.s.itl and i:
                 await asyncio.sleep(self.s.itl)
             if self.transport is None:

@@ -1,7 +1,8 @@
 """The baseline of ``make bench``: the plain aiohttp loop an expert writes when only speed counts.
 
 One ``ClientSession`` (HTTP/1.1 keep-alive, a connector limited to the concurrency), a
-pre-encoded request body, ``concurrency`` workers that each send the next request as soon as
+pre-encoded request body (for SSE the stream options bench_run asks for: usage, continuous
+usage), ``concurrency`` workers that each send the next request as soon as
 their previous one completes, until ``requests`` have been sent. A reply counts as completed when
 its status is 200 and its body has been read to the end (for SSE: each block of bytes as it
 arrives, ``iter_any()``; nothing is split or parsed). No prompts, no metrics beyond end-to-end
@@ -47,8 +48,8 @@ def request_body(chat: bool, stream: bool, model: str, prompt: str, max_tokens: 
         body["messages"] = [{"role": "user", "content": prompt}]
     else:
         body["prompt"] = prompt
-    if stream:
-        body["stream_options"] = {"include_usage": True}
+    if stream:  # what bench_run asks for: the same answers from the server
+        body["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
     return json.dumps(body).encode()
 
 
