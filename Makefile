@@ -17,11 +17,9 @@ export ANSIBLE_LOCAL_TEMP := $(abspath .cache/ansible/tmp)
 export ANSIBLE_REMOTE_TEMP := $(abspath .cache/ansible/tmp)
 PYTEST_ARGS ?=
 # Playbook tests in parallel, one test file per worker (a file shares one emulator), in the
-# order of tests/integration/conftest.py (longest first, not xdist's reorder): one worker more
-# than the CPUs, as the tests spend much of their time waiting for emulated time (cluster
-# creates, rollouts) that another worker's Ansible fills. PYTEST_WORKERS=0 runs them in this
-# process.
-PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+# order of tests/integration/conftest.py (longest first, not xdist's reorder): `auto` is
+# one worker per CPU. PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= auto
 # make sandbox ARGS="--tags model -v": ansible-playbook arguments, as they are. SANDBOX_ARGS: the
 # script's own options (--time-scale 0.1) and, as before, ansible-playbook arguments too (those the
 # script does not know pass through). KEEP=1: the emulator stays up after site.yml (make
