@@ -387,7 +387,6 @@ class _Invalid(Exception):
 _TEXT = re.compile(rb'"(?:text|content|reasoning_content|reasoning)":\s*"(?!")')
 _CHOICE = re.compile(rb'"choices":\s*\[\s*\{')
 _USAGE_TOKENS = re.compile(rb'"completion_tokens":\s*(\d+)')
-_USAGE_LINE = re.compile(rb'"completion_tokens":\s*(\d+)[^\n]*\n')  # the first in each line
 _ID = re.compile(rb'\{"id":"([^"\\]*)",')
 _ID_HEAD = b'data: {"id":"'  # a content line that starts with its id (vLLM, the bench server)
 _USAGE_END = b"}}\n\ndata: [DONE]\n\n"  # the usage object, its line's end, [DONE]
@@ -426,8 +425,10 @@ class _Stream:
 
     Per block of complete lines: the time it arrived and how many content chunks it held
     (``times``, ``counts``); per content chunk: its ``usage.completion_tokens`` or None
-    (``cums``). A chunk is content when it carries non-empty text (``_TEXT``) or, with
-    continuous usage, more completion tokens than the chunk before and a choice.
+    (``cums``; None too inside a run of continuous usage, whose lines arrived together:
+    ``bench_stats`` needs the counts of each block's first and last chunk only). A chunk is
+    content when it carries non-empty text (``_TEXT``) or, with continuous usage, more
+    completion tokens than the chunk before and a choice.
 
     Two readers give the same result (the unit tests compare them on every split of a stream).
     ``_lines`` looks at every line (any SSE layout: CRLF, comments, other fields, spaces).
@@ -437,15 +438,16 @@ class _Stream:
     separated by one blank line. A count of ``"\n\n" + prefix`` and of ``"\ndata:"`` before the
     last one's line end proves the run (other lines are no chunks for ``_lines`` either); a few
     searches of it rule out what would make ``_lines`` do more than count each line: an empty
-    text, usage (unless every line has its count: continuous usage), an id not read yet, and
-    "error" when the prefix has no choice (a line with a choice is never an error event).
-    ``_end`` reads what follows the content lines: in vLLM's layout (the usage event: the content
-    lines' bytes up to ``"choices":[``, then ``],"usage":{...}}``, then [DONE]) it decodes the
-    usage object alone; anything else (another layout, [DONE] in a later read) goes to
-    ``_lines``. The next answer of the same server starts from the last one's ``shape`` (its
-    content lines' bytes after the id): a first line with that shape gives the prefix and the id
-    without ``_lines``. Per block the cost is a few bytes searches whether it holds one event (a
-    server that spaces its events) or many (a busy client), and no Python loop per event.
+    text, an id not read yet, and "error" when the prefix has no choice (a line with a choice
+    is never an error event); with usage in the run (continuous usage) the counts of its first
+    and last line are read. ``_end`` reads what follows the content lines: in vLLM's layout (the
+    usage event: the content lines' bytes up to ``"choices":[``, then ``],"usage":{...}}``,
+    then [DONE]) it decodes the usage object alone; anything else (another layout, [DONE] in a
+    later read) goes to ``_lines``. The next answer of the same server starts from the last
+    one's ``shape`` (its content lines' bytes after the id): a first line with that shape gives
+    the prefix and the id without ``_lines``. Per block the cost is a few bytes searches whether
+    it holds one event (a server that spaces its events) or many (a busy client), and no Python
+    loop per event.
     """
 
     __slots__ = (
@@ -559,13 +561,20 @@ class _Stream:
         if data.find(b'_tokens"', pos, end) < 0:  # no usage in the run
             self.cums += [None] * (more + 1)
             return more + 1, end
-        # usage in the run's lines (continuous usage): one count per line, else the lines
-        values = _USAGE_LINE.findall(data, pos, end + 1)
-        if len(values) != more + 1:
+        # usage in the run's lines (continuous usage): the counts of its first and last line. Its
+        # lines arrive together, so the metrics need no other (bench_stats._token_prefix); the
+        # lines between count as chunks with no count read (None), as _lines counts a line
+        # without usage.
+        first = _USAGE_TOKENS.search(data, pos, data.find(b"\n", pos))
+        final = _USAGE_TOKENS.search(data, last, end) if more else first
+        if first is None or final is None:
             return None
-        cts = list(map(int, values))
-        self.cums += cts
-        self.last_ct = cts[-1]
+        ct = int(final.group(1))
+        if more:
+            self.cums += [int(first.group(1)), *([None] * (more - 1)), ct]
+        else:
+            self.cums.append(ct)
+        self.last_ct = ct
         self.usage_line = data[last + 5 : end].strip()
         self.usage = None
         return more + 1, end

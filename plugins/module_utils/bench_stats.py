@@ -140,7 +140,7 @@ def request_metrics(
         prefix = list(accumulate(chunk_tokens(cumulative, usage_out), initial=0)).__getitem__
         counts = [1] * len(times)
     else:
-        prefix = _token_prefix(cumulative, usage_out)
+        prefix = _token_prefix(cumulative, usage_out, counts)
     output = usage_out if usage_out is not None else prefix(len(cumulative))
     ttft = (times[0] - start) * 1000.0
     values, weights = [], []
@@ -162,10 +162,21 @@ def request_metrics(
     return ttft, tpot, values, weights, output
 
 
-def _token_prefix(cumulative: list, completion_tokens: int | None):
-    """i -> tokens of the first i content chunks (``chunk_tokens`` summed, no loop per chunk)."""
+def _token_prefix(cumulative: list, completion_tokens: int | None, counts: list[int]):
+    """i -> tokens of the first i content chunks, for the i ``request_metrics`` asks: 0 and the
+    ends of each block's first and last chunk. Exact from continuous usage when those chunks'
+    counts are known, the first at least 1, and increase (the chunks inside a block arrived with
+    its first chunk: their own counts change no interval, and the reader may leave them None);
+    else the total spread evenly (``chunk_tokens``, no loop per chunk)."""
     n = len(cumulative)
-    if None not in cumulative and cumulative[0] >= 1 and all(map(lt, cumulative, cumulative[1:])):
+    known = []  # the counts of each block's first and last chunk, in order
+    start = 0
+    for size in counts:
+        known.append(cumulative[start])
+        if size > 1:
+            known.append(cumulative[start + size - 1])
+        start += size
+    if None not in known and known[0] >= 1 and all(map(lt, known, known[1:])):
         return [0, *cumulative].__getitem__
     total = completion_tokens if completion_tokens and completion_tokens >= n else n
     return lambda i: i * total // n

@@ -203,12 +203,39 @@ def by_lines(data: bytes) -> be._Stream:
     return sse
 
 
-def outcome(sse: be._Stream) -> tuple:
+def usage_of(sse: be._Stream):
     usage = sse.usage  # as bench_run takes it: decoded by the reader, else from usage_line
     if usage is None and sse.usage_line is not None:
         usage = be._loads(sse.usage_line).get("usage")
-    counts = (sum(sse.counts), sse.cums, sse.done, sse.answer_id, sse.usage_line, sse.last_ct)
-    return (*counts, usage)
+    return usage
+
+
+def outcome(sse: be._Stream) -> tuple:
+    counts = (sum(sse.counts), sse.done, sse.answer_id, sse.usage_line, sse.last_ct)
+    return (*counts, usage_of(sse))
+
+
+def same(sse: be._Stream, reference: be._Stream) -> bool:
+    """``sse`` read what the line reader read: the same outcome and the same counts of usage per
+    chunk, except that a run of continuous usage leaves the chunks inside a block None (the
+    metrics need only each block's first and last chunk: they give the same metrics)."""
+    if outcome(sse) != outcome(reference) or len(sse.cums) != len(reference.cums):
+        return False
+    if any(a is not None and a != b for a, b in zip(sse.cums, reference.cums, strict=True)):
+        return False
+    start = 0
+    for size in sse.counts:  # each block's first and last chunk: as the line reader read them
+        for at in (start, start + size - 1):
+            if sse.cums[at] != reference.cums[at]:
+                return False
+        start += size
+    usage = usage_of(sse)
+    out = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    metrics = [
+        bs.request_metrics(0.0, 9.0, sse.times, cums, out, counts=sse.counts)
+        for cums in (sse.cums, reference.cums)
+    ]
+    return metrics[0] == metrics[1]
 
 
 def shape_of(source, data: bytes):
@@ -231,7 +258,7 @@ BROKEN = {"vllm-usage-broken"}  # its usage line is not JSON: bench_run's decode
 def test_one_read_equals_the_line_reader(name, source):
     data = STREAMS[name]
     whole = read([data], shape_of(source, data))
-    assert outcome(whole) == outcome(by_lines(data))
+    assert same(whole, by_lines(data))
     assert whole.times == [0.0] and len(whole.counts) == 1  # one block: one time
 
 
@@ -239,11 +266,11 @@ def test_one_read_equals_the_line_reader(name, source):
 @pytest.mark.parametrize("name", sorted(set(STREAMS) - BROKEN))
 def test_every_split_into_two_reads_gives_the_same_chunks(name, source):
     data = STREAMS[name]
-    reference = outcome(by_lines(data))
+    reference = by_lines(data)
     shape = shape_of(source, data)
     for cut in range(1, len(data)):
         sse = read([data[:cut], data[cut:]], shape)
-        assert outcome(sse) == reference, cut
+        assert same(sse, reference), cut
         assert all(sse.counts) and len(sse.times) == len(sse.counts) <= 2
 
 
@@ -262,12 +289,12 @@ def test_the_next_answer_is_read_with_the_shape_of_the_last(monkeypatch, runs):
     first = read([STREAMS["vllm"]])
     assert first.shape is not None and first.usage == vllm_usage()["usage"]
     data = STREAMS["vllm-other-id"]
-    reference = outcome(by_lines(data))
+    reference = by_lines(data)
     calls = []
     lines = be._Stream._lines
     monkeypatch.setattr(be._Stream, "_lines", lambda self, d: calls.append(d) or lines(self, d))
     sse = read([data], first.shape)
-    assert outcome(sse) == reference
+    assert same(sse, reference)
     assert sse.answer_id == "cmpl-8" and sse.usage == vllm_usage()["usage"]
     assert calls == []  # the first line by its shape, the run, the usage event by its object
 
@@ -275,23 +302,27 @@ def test_the_next_answer_is_read_with_the_shape_of_the_last(monkeypatch, runs):
 def test_byte_by_byte_reads_time_each_chunk_when_its_line_ends():
     data = STREAMS["completions"]
     sse = read([data[i : i + 1] for i in range(len(data))])
-    assert outcome(sse) == outcome(by_lines(data))
+    assert same(sse, by_lines(data))
     assert sse.counts == [1, 1, 1, 1]
     # each content line completes at its newline: that read's time is the chunk's time
     ends = [i for i in range(len(data)) if data[i : i + 1] == b"\n" and data[i - 1 : i] == b"}"]
     assert sse.times == [float(i) for i in ends[:4]]
 
 
-def test_expected_counts_of_the_streams():
-    assert outcome(read([STREAMS["completions"]]))[:5] == (
+def test_expected_counts_of_the_streams(runs):
+    assert read([STREAMS["completions"]]).cums == [None] * 4
+    assert outcome(read([STREAMS["completions"]]))[:4] == (
         4,
-        [None] * 4,
         True,
         "cmpl-1",
         event(USAGE_ONLY)[6:-2],
     )
     assert sum(read([STREAMS["empty-texts"]]).counts) == 2
     assert read([STREAMS["chat"]]).cums == [None] * 3
+    # continuous usage in one read: the first line by lines, then a run of three (its first and
+    # last line's counts)
+    expected = [1, 2, None, 4] if runs == "runs" else [1, 2, 3, 4]
+    assert read([STREAMS["run-continuous"]]).cums == expected
     continuous = read([STREAMS["continuous"]])
     assert continuous.cums == [1, 3] and continuous.last_ct == 4
     assert sum(read([STREAMS["pretty-crlf"]]).counts) == 2
@@ -335,12 +366,12 @@ def test_a_coalesced_stream_is_read_with_one_run(monkeypatch, runs):
     if runs == "lines-only":
         pytest.skip("about runs")
     data = STREAMS["run"]
-    reference = outcome(by_lines(data))
+    reference = by_lines(data)
     calls = []
     lines = be._Stream._lines
     monkeypatch.setattr(be._Stream, "_lines", lambda self, d: calls.append(d) or lines(self, d))
     sse = read([data])
-    assert outcome(sse) == reference
+    assert same(sse, reference)
     # the first line (id, prefix) and the tail (usage, [DONE]) by lines, the 5 others as a run
     assert len(calls) == 2 and calls[0] == event(completion(" t0"))
     assert calls[1].startswith(b"\n\ndata: ") and calls[1].endswith(DONE)
@@ -349,12 +380,12 @@ def test_a_coalesced_stream_is_read_with_one_run(monkeypatch, runs):
 def test_events_read_one_by_one_are_runs_of_one(monkeypatch, runs):
     data = STREAMS["run"]
     events = [e + b"\n\n" for e in data.split(b"\n\n")[:-1]]
-    reference = outcome(by_lines(data))
+    reference = by_lines(data)
     calls = []
     lines = be._Stream._lines
     monkeypatch.setattr(be._Stream, "_lines", lambda self, d: calls.append(d) or lines(self, d))
     sse = read(events)
-    assert outcome(sse) == reference
+    assert same(sse, reference)
     assert sse.counts == [1] * 6 and sse.times == [float(i) for i in range(6)]
     # with runs: the line reader reads the first event, the usage event and [DONE] only
     assert len(calls) == (3 if runs == "runs" else 8)

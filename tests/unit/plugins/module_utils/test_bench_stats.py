@@ -94,6 +94,20 @@ def test_request_metrics_without_usage_per_chunk_uses_final_count():
     assert tpot == pytest.approx(400.0 / 7)
 
 
+def test_blocks_need_the_counts_of_their_first_and_last_chunk_only():
+    # two blocks (at 100 and 300 ms) of 3 chunks with continuous usage 1..6
+    full = bs.request_metrics(0.0, 0.4, [0.1, 0.3], [1, 2, 3, 4, 5, 6], 6, counts=[3, 3])
+    assert full[2] == pytest.approx([0.0, 200.0, 0.0]) and full[3] == [2, 1, 2]
+    # the chunks inside a block unread (None, as the SSE reader leaves a run's middle lines):
+    # the same metrics
+    inner = bs.request_metrics(0.0, 0.4, [0.1, 0.3], [1, None, 3, 4, None, 6], 6, counts=[3, 3])
+    assert inner == full
+    # a block's first or last chunk unread, or counts that do not increase: the total is spread
+    spread = bs.request_metrics(0.0, 0.4, [0.1, 0.3], [None] * 6, 6, counts=[3, 3])
+    for cums in ([1, None, None, 4, None, 6], [1, 2, 3, 3, 5, 6]):
+        assert bs.request_metrics(0.0, 0.4, [0.1, 0.3], cums, 6, counts=[3, 3]) == spread
+
+
 def test_request_metrics_non_streamed_has_no_ttft():
     assert bs.request_metrics(0.0, 0.2, None, None, 16) == (None, None, [], [], 16)
 
