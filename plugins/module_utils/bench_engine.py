@@ -412,7 +412,7 @@ def _answer_id(payload: bytes):
 
 
 def _is_count(value) -> bool:
-    return type(value) is int
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_error_event(obj) -> None:
@@ -616,7 +616,9 @@ class _Stream:
         except ValueError:
             return self._lines(data[pos:] if pos else data)
         # numbers only: no text, choice or error in it, and nothing else in the line
-        if used != len(text) or type(usage) is not dict or not all(map(_is_count, usage.values())):
+        if used != len(text) or not isinstance(usage, dict):
+            return self._lines(data[pos:] if pos else data)
+        if not all(map(_is_count, usage.values())):
             return self._lines(data[pos:] if pos else data)
         self.last_ct = int(match.group(1))
         self.usage_line = data[pos + 8 : stop + 1]  # the line's JSON object
