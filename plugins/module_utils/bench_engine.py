@@ -411,6 +411,18 @@ def _answer_id(payload: bytes):
     return _loads(payload).get("id")
 
 
+def _plain_id_end(data: bytes, pos: int) -> int:
+    """Where the id of the line at ``pos`` ends (its closing quote) when the line starts with it
+    as a plain string (``data: {"id":"..."``, no escape), else -1."""
+    if not data.startswith(_ID_HEAD, pos):
+        return -1
+    at = pos + len(_ID_HEAD)
+    end = data.find(b'"', at)
+    if end < 0 or data.find(b"\\", at, end) >= 0:
+        return -1
+    return end
+
+
 def _is_count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -440,14 +452,14 @@ class _Stream:
     searches of it rule out what would make ``_lines`` do more than count each line: an empty
     text, an id not read yet, and "error" when the prefix has no choice (a line with a choice
     is never an error event); with usage in the run (continuous usage) the counts of its first
-    and last line are read. ``_end`` reads what follows the content lines: in vLLM's layout (the
-    usage event: the content lines' bytes up to ``"choices":[``, then ``],"usage":{...}}``,
-    then [DONE]) it decodes the usage object alone; anything else (another layout, [DONE] in a
-    later read) goes to ``_lines``. The next answer of the same server starts from the last
-    one's ``shape`` (its content lines' bytes after the id): a first line with that shape gives
-    the prefix and the id without ``_lines``. Per block the cost is a few bytes searches whether
-    it holds one event (a server that spaces its events) or many (a busy client), and no Python
-    loop per event.
+    and last line are read. ``_usage_event`` reads what follows the content lines: in vLLM's
+    layout (the usage event: the content lines' bytes up to ``"choices":[``, then
+    ``],"usage":{...}}``, then [DONE]) it decodes the usage object alone; anything else (another
+    layout, [DONE] in a later read) goes to ``_lines``. The next answer of the same server
+    starts from the last one's ``shape`` (its content lines' bytes after the id): a first line
+    with that shape gives the prefix and the id without ``_lines``. Per block the cost is a few
+    bytes searches whether it holds one event (a server that spaces its events) or many (a busy
+    client), and no Python loop per event.
     """
 
     __slots__ = (
@@ -524,7 +536,8 @@ class _Stream:
             else:  # up to the next line with the prefix
                 cut = data.find(self.line_start, pos) + 1
                 if not cut:
-                    found += self._end(data, pos)
+                    if not self._usage_event(data, pos):
+                        found += self._lines(data[pos:] if pos else data)
                     break
             found += self._lines(data[pos:cut])
             pos = cut
@@ -583,69 +596,69 @@ class _Stream:
         """Whether the line at ``pos`` has the shape of the last answer's content lines: its
         id as a plain string, then the same bytes up to the text (the model server answers every
         request alike); then it is the prefix of this answer, and its id the answer's id."""
-        if not data.startswith(_ID_HEAD, pos):
-            return False
-        at = pos + len(_ID_HEAD)
-        end = data.find(b'"', at)
+        end = _plain_id_end(data, pos)
         rest, no_choice, usage_rest = self.shape
-        if end < 0 or not data.startswith(rest, end) or data.find(b"\\", at, end) >= 0:
+        if end < 0 or not data.startswith(rest, end):
             return False
-        self.answer_id = data[at:end].decode()
-        self._set_prefix(data[pos : end + len(rest)], no_choice)
-        if usage_rest is not None:
-            self.usage_start = b"\n\n" + data[pos:end] + usage_rest
+        self.answer_id = data[pos + len(_ID_HEAD) : end].decode()
+        self._set_prefix(data[pos : end + len(rest)], no_choice, usage_rest, end - pos)
         return True
 
-    def _end(self, data: bytes, pos: int) -> int:
-        """Content chunks in ``data[pos:]``, what follows the answer's content lines. In the
-        layout of vLLM and the bench server (the usage event: the content lines' bytes up to
+    def _usage_event(self, data: bytes, pos: int) -> bool:
+        """Whether ``data[pos:]``, what follows the answer's content lines, was read here: in
+        the layout of vLLM and the bench server (the usage event: the content lines' bytes up to
         ``"choices":[``, then ``],"usage":{...}}``, then [DONE], ending the block) only the usage
-        object is decoded: the rest of that line is known bytes, with no text, choice or error
-        in them. Anything else goes to ``_lines``."""
+        object is decoded, as the rest of that line is known bytes with no text, choice or error
+        in them. Anything else is left to ``_lines`` (it holds no content chunk here either)."""
         start = self.usage_start
         if start is None or not data.startswith(start, pos) or not data.endswith(_USAGE_END):
-            return self._lines(data[pos:] if pos else data)
+            return False
         at = pos + len(start)
         stop = len(data) - len(_USAGE_END) + 1  # after the usage object
         match = _USAGE_TOKENS.search(data, at, stop)
         if match is None or data.find(b"\n", at, stop) >= 0:
-            return self._lines(data[pos:] if pos else data)
+            return False
         text = data[at:stop].decode()
         try:
             usage, used = _DECODE(text)
         except ValueError:
-            return self._lines(data[pos:] if pos else data)
+            return False
         # numbers only: no text, choice or error in it, and nothing else in the line
         if used != len(text) or not isinstance(usage, dict):
-            return self._lines(data[pos:] if pos else data)
+            return False
         if not all(map(_is_count, usage.values())):
-            return self._lines(data[pos:] if pos else data)
+            return False
         self.last_ct = int(match.group(1))
         self.usage_line = data[pos + 8 : stop + 1]  # the line's JSON object
         self.usage = usage
         self.done = True
-        return 0
+        return True
 
     def _learn(self, line: bytes, key: int, size: int) -> None:
         """The prefix of the content lines to come: ``line`` up to its text's opening quote
         (``size``); ``key``: where the text's key starts. And the shape of the answers to come
         when the line starts with its id as a plain string."""
         prefix = line[:size]
-        self._set_prefix(prefix, _CHOICE.search(prefix) is None)
-        if prefix.startswith(_ID_HEAD):
-            end = prefix.find(b'"', len(_ID_HEAD))
-            if end > 0 and prefix.find(b"\\", len(_ID_HEAD), end) < 0:
-                rest = prefix[end:]
-                # the usage event: the same bytes up to "choices":[, no usage or error before
-                at = rest.find(b'"choices":[')
-                usage_rest = None
-                if at > 0 and b'_tokens"' not in rest and b'"error"' not in rest:
-                    usage_rest = rest[: at + 11] + b'],"usage":'
-                    self.usage_start = b"\n\n" + prefix[:end] + usage_rest
-                self.shape = (rest, self.no_choice, usage_rest)
+        no_choice = _CHOICE.search(prefix) is None
+        end = _plain_id_end(prefix, 0)
+        if end < 0:
+            self._set_prefix(prefix, no_choice)
+            return
+        rest = prefix[end:]
+        # the usage event: the same bytes up to "choices":[, no usage or error before
+        at = rest.find(b'"choices":[')
+        usage_rest = None
+        if at > 0 and b'_tokens"' not in rest and b'"error"' not in rest:
+            usage_rest = rest[: at + 11] + b'],"usage":'
+        self.shape = (rest, no_choice, usage_rest)
+        self._set_prefix(prefix, no_choice, usage_rest, end)
 
-    def _set_prefix(self, prefix: bytes, no_choice: bool) -> None:
-        self.usage_start = None
+    def _set_prefix(
+        self, prefix: bytes, no_choice: bool, usage_rest: bytes | None = None, id_end: int = 0
+    ) -> None:
+        """The prefix and what is built from it; with ``usage_rest`` (the shape's usage event
+        after the id) the bytes the usage event starts with (``id_end``: the id's end in it)."""
+        self.usage_start = None if usage_rest is None else b"\n\n" + prefix[:id_end] + usage_rest
         self.prefix = prefix
         self.line_start = b"\n" + prefix
         self.run = b"\n\n" + prefix

@@ -37,6 +37,7 @@ from ansible_collections.llmd.gke.plugins.module_utils.k8s_ready import (
     wait_ready,
 )
 from ansible_collections.llmd.gke.plugins.module_utils.k8s_wait import (
+    Discovery,
     KubeClient,
     KubeError,
     Resource,
@@ -174,12 +175,10 @@ class Applier:
         self.force = force
         self.check_mode = check_mode
         self.default_namespace = default_namespace
-        self._discovery: dict[str, list | None] = {}
+        self._discovery = Discovery(client)
 
     def _kind_info(self, api_version: str, kind: str, fresh: bool = False) -> dict | None:
-        if fresh or api_version not in self._discovery:
-            self._discovery[api_version] = self.client.discover(api_version)
-        for entry in self._discovery[api_version] or ():
+        for entry in self._discovery.resources(api_version, fresh) or ():
             if entry.get("kind") == kind and "/" not in entry.get("name", "/"):
                 return entry
         return None

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from ansible_collections.llmd.gke.plugins.module_utils.k8s_ready import plural_of
 from ansible_collections.llmd.gke.plugins.module_utils.k8s_wait import (
     Deadline,
+    Discovery,
     KubeClient,
     KubeError,
     Resource,
@@ -119,13 +120,11 @@ class Reader:
     def __init__(self, client: KubeClient, wait_timeout: float = 0.0) -> None:
         self.client = client
         self.wait_timeout = wait_timeout
-        self._discovery: dict[str, list | None] = {}
+        self._discovery = Discovery(client)
 
     def resources_of(self, api_version: str) -> list | None:
         """The APIResourceList's resources of a group version, or None when not served."""
-        if api_version not in self._discovery:
-            self._discovery[api_version] = self.client.discover(api_version)
-        return self._discovery[api_version]
+        return self._discovery.resources(api_version)
 
     def serves(self, query: Query) -> bool:
         plural = query.plural or plural_of(query.kind)

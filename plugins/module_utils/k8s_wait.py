@@ -460,6 +460,21 @@ def _rv(obj: dict) -> str | None:
     return (obj.get("metadata") or {}).get("resourceVersion")
 
 
+class Discovery:
+    """``KubeClient.discover`` answers kept for a module run: each group version is asked once,
+    again only when told (``fresh``: a CRD applied since may serve a new kind)."""
+
+    def __init__(self, client: KubeClient) -> None:
+        self.client = client
+        self._answers: dict[str, list | None] = {}
+
+    def resources(self, api_version: str, fresh: bool = False) -> list | None:
+        """The APIResourceList's resources of a group version, or None when not served."""
+        if fresh or api_version not in self._answers:
+            self._answers[api_version] = self.client.discover(api_version)
+        return self._answers[api_version]
+
+
 @dataclass
 class Watcher:
     """Keeps a local copy of the objects of a resource (optionally selected) up to date.
