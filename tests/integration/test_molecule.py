@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, VENV_BIN
+from conftest import ROOT, VENV_BIN, kubectl
+
+from llmd_emulator.testing import endpoints_of
 
 # The scenarios live in molecule/; molecule would look in extensions/molecule of a collection.
 MOLECULE_GLOB = "molecule/*/molecule.yml"
@@ -55,6 +57,15 @@ def molecule(ansible_env, short_tmp):
     )
 
 
+def succeeds(molecule, action: str) -> str:
+    """molecule <action> -s default, which must succeed; its output."""
+    proc = molecule(action, "-s", "default", timeout=600)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert f"default > {action}: Executed: Successful" in output, output
+    return output
+
+
 def processes_mentioning(text: str) -> list[int]:
     """Pids whose command line contains text."""
     pids = []
@@ -92,14 +103,24 @@ def test_molecule_create_converge_verify_destroy(molecule):
     # runs (site.yml on inventories/sandbox, changed=0 and no object written): the suite runs
     # the scenario's own steps once each.
     outputs = []
-    for action in ("create", "converge", "verify", "destroy"):
-        proc = molecule(action, "-s", "default", timeout=600)
-        output = proc.stdout + proc.stderr
-        outputs.append(output)
-        assert proc.returncode == 0, output
-        assert f"default > {action}: Executed: Successful" in output, output
+    for action in ("create", "converge", "verify"):
+        outputs.append(succeeds(molecule, action))
     # verify checked every phase site.yml has, the model and its NetworkPolicies among them.
     assert "model: the LLMInferenceService is Ready" in outputs[2], outputs[2]
     assert "netpol: the three NetworkPolicies of the model namespace exist" in outputs[2]
+    # ... and fails, naming the check, when what a phase made is gone.
+    emulator = endpoints_of(molecule.ephemeral / "emulator")
+    (policy, *_others) = [
+        o["metadata"]["name"]
+        for o in emulator.objects("NetworkPolicy", "llm-d-inference-scheduling")
+        if o["metadata"].get("labels", {}).get("app.kubernetes.io/managed-by") == "llmd.gke"
+    ]
+    kubectl(emulator, "-n", "llm-d-inference-scheduling", "delete", "networkpolicy", policy)
+    broken = molecule("verify", "-s", "default", timeout=600)
+    output = " ".join((broken.stdout + broken.stderr).split())
+    assert broken.returncode != 0, output
+    check = "netpol: the three NetworkPolicies of the model namespace exist"
+    assert f"{check}: found 2, want at least 3" in output, output
+    succeeds(molecule, "destroy")
     # destroy stopped the emulator the scenario started.
     assert processes_mentioning(str(molecule.ephemeral / "emulator")) == []
