@@ -132,6 +132,42 @@ def test_four_step_idempotence(playbook, emulator):
 def test_readiness_gate_names_the_controller_held_back(playbook, emulator):
     emulator.admin_post("/scenario", {"add": ["operator-held:kserve-controller-manager"]})
     operators_phase_stand_in(emulator)
+    # The bootstrap webhooks of an earlier install (our own objects, with upstream's names and
+    # service): the phase removes them while the controller cannot serve them.
+    earlier = [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": name},
+            "webhooks": [
+                {
+                    "name": name,
+                    "admissionReviewVersions": ["v1"],
+                    "sideEffects": "None",
+                    "clientConfig": {
+                        "service": {"name": "kserve-webhook-server-service", "namespace": NS}
+                    },
+                    "rules": [
+                        {
+                            "apiGroups": ["serving.kserve.io"],
+                            "apiVersions": ["v1alpha1"],
+                            "operations": ["CREATE", "UPDATE"],
+                            "resources": [name.split(".")[0] + "s"],
+                        }
+                    ],
+                }
+            ],
+        }
+        for name in sorted(WEBHOOKS)
+    ]
+    kubectl(
+        emulator,
+        "apply",
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": earlier}),
+    )
+    assert names(emulator, "ValidatingWebhookConfiguration") >= WEBHOOKS
     run = kserve(playbook, emulator, kserve_wait_timeout=3)
     assert run.rc != 0
     assert recap(run)["failed"] == 1
@@ -149,6 +185,16 @@ def test_a_real_run_without_cert_manager_names_what_is_missing(playbook, emulato
     assert "cert-manager.io/v1 ClusterIssuer is not served" in run
     assert "Run the operators phase first" in run
     # Refused before anything changed: not even the namespace or the pull secret.
+    assert snapshot(emulator) == before
+
+    # An overlay without a template an LLMInferenceService needs is refused first, in the built
+    # overlay, also before anything changes.
+    required = ["kserve-config-llm-template", "kserve-config-llm-absent"]
+    run = kserve(playbook, emulator, kserve_required_configs=required)
+    assert run.rc != 0
+    assert "LLMInferenceServiceConfig kserve-config-llm-absent missing from the overlay" in run
+    assert f"it installs {', '.join(sorted(TEMPLATES))} into opendatahub" in run
+    assert "ClusterIssuer is not served" not in run
     assert snapshot(emulator) == before
 
 
