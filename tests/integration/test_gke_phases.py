@@ -170,12 +170,14 @@ def test_a_killed_run_resumes_the_cluster_create_and_waits_with_progress(
             lambda out: f"CREATE_CLUSTER {create['name']} RUNNING" in out,
             "progress line of the running cluster create",
         )
-        assert release(sandbox_emulator, "CREATE_CLUSTER", create["name"]).ok
+        released = release(sandbox_emulator, "CREATE_CLUSTER", create["name"])
+        assert released.ok, released.text
         second.wait_until(
             lambda out: len(PROGRESS.findall(out.partition(READY_PLAY)[2])) >= 2,
             "two progress lines of the pool create in the ready play",
         )
-        assert release(sandbox_emulator, "CREATE_NODE_POOL").ok
+        released = release(sandbox_emulator, "CREATE_NODE_POOL")
+        assert released.ok, released.text
         run = second.end()
     assert run.rc == 0, run.output
     # The second run waited for the first run's create: one create, nothing refused.
@@ -226,7 +228,8 @@ def test_a_run_killed_during_the_tpu_pool_create_waits_for_it_when_started_again
             lambda out: f"CREATE_NODE_POOL {create['name']} RUNNING" in out,
             "progress line of the running pool create",
         )
-        assert release(sandbox_emulator, "CREATE_NODE_POOL", create["name"]).ok
+        released = release(sandbox_emulator, "CREATE_NODE_POOL", create["name"])
+        assert released.ok, released.text
         run = second.end()
     assert run.rc == 0, run.output
     assert len(operations(sandbox_emulator, "CREATE_NODE_POOL")) == before + 1
