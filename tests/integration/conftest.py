@@ -130,15 +130,21 @@ def isolated_env(tmp_path: Path, short_tmp: Path) -> dict:
     return env
 
 
+def playbook_command(ansible_env: dict, *args: str, env: dict | None = None):
+    """The command line and environment of ansible-playbook with args (run from ROOT)."""
+    return [str(VENV_BIN / "ansible-playbook"), *args], {**ansible_env, **(env or {})}
+
+
 @pytest.fixture
 def playbook(ansible_env):
     """playbook(*args, env=None) runs ansible-playbook in the checkout and returns a Run."""
 
     def run(*args: str, env: dict | None = None, timeout: int = 300) -> Run:
+        command, full_env = playbook_command(ansible_env, *args, env=env)
         proc = subprocess.run(
-            [str(VENV_BIN / "ansible-playbook"), *args],
+            command,
             cwd=ROOT,
-            env={**ansible_env, **(env or {})},
+            env=full_env,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -210,31 +216,48 @@ def sandbox_gateway_port():
 
 
 @pytest.fixture
-def sandbox_playbook(playbook, sandbox_emulator, sandbox_gateway_port, upstream_vars):
+def sandbox_args(sandbox_emulator, sandbox_gateway_port, upstream_vars):
+    """The ansible-playbook arguments that point a run at the module's emulator: inventory
+    inventories/sandbox and its GKE endpoints, token, kubeconfig path and gateway port as extra
+    vars."""
+    endpoints = json.dumps(
+        {
+            "llmd_gke_api_endpoint": sandbox_emulator.gke_url,
+            "llmd_compute_api_endpoint": sandbox_emulator.gke_url + "/compute/",
+            "llmd_quotas_api_endpoint": sandbox_emulator.gke_url + "/cloudquotas/",
+            # The emulated GKE takes any token; its Kubernetes API only its own, which
+            # stands for the Google access token a real cluster accepts.
+            "llmd_gcp_access_token": sandbox_emulator.token,
+            # Written by the cluster phase (not the emulator's own kubeconfig).
+            "llmd_kubeconfig": str(Path(sandbox_emulator.state_dir) / "llmd-kubeconfig.yaml"),
+            "llmd_gateway_port": sandbox_gateway_port,
+            # The real pinned charts, CRD manifests and KServe tree (tests/tools/upstream.py).
+            **upstream_vars,
+        }
+    )
+    return ["-i", "inventories/sandbox", "-e", endpoints]
+
+
+@pytest.fixture
+def sandbox_playbook(playbook, sandbox_args):
     """sandbox_playbook(book, *args) runs a playbook on inventories/sandbox against the module's
-    emulator (its GKE endpoints, token, kubeconfig path and gateway port as extra vars)."""
+    emulator (sandbox_args)."""
 
     def run(book: str, *args: str, env: dict | None = None, timeout: int = 900) -> Run:
-        endpoints = json.dumps(
-            {
-                "llmd_gke_api_endpoint": sandbox_emulator.gke_url,
-                "llmd_compute_api_endpoint": sandbox_emulator.gke_url + "/compute/",
-                "llmd_quotas_api_endpoint": sandbox_emulator.gke_url + "/cloudquotas/",
-                # The emulated GKE takes any token; its Kubernetes API only its own, which
-                # stands for the Google access token a real cluster accepts.
-                "llmd_gcp_access_token": sandbox_emulator.token,
-                # Written by the cluster phase (not the emulator's own kubeconfig).
-                "llmd_kubeconfig": str(Path(sandbox_emulator.state_dir) / "llmd-kubeconfig.yaml"),
-                "llmd_gateway_port": sandbox_gateway_port,
-                # The real pinned charts, CRD manifests and KServe tree (tests/tools/upstream.py).
-                **upstream_vars,
-            }
-        )
-        return playbook(
-            book, "-i", "inventories/sandbox", "-e", endpoints, *args, env=env, timeout=timeout
-        )
+        return playbook(book, *sandbox_args, *args, env=env, timeout=timeout)
 
     return run
+
+
+@pytest.fixture
+def site_command(ansible_env, sandbox_args):
+    """site_command(*args, env=None) -> (command, env): what site(*args) runs, for a test that
+    starts it itself (subprocess.Popen with cwd=ROOT) to watch or kill it."""
+
+    def build(*args: str, env: dict | None = None):
+        return playbook_command(ansible_env, "site.yml", *sandbox_args, *args, env=env)
+
+    return build
 
 
 @pytest.fixture

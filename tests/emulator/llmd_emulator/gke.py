@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import copy
 import hashlib
 import json
@@ -260,6 +261,8 @@ class Operation:
     started: float = 0.0  # emulated time of the start
     stockout: Any = None  # the NodePool whose create meets GCE_STOCKOUT (scenario)
     seconds: float = 0.0  # emulated duration, for progress
+    # Set by the admin test control POST /gke/operations/release: the duration ends now.
+    released: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
     def link(self, path: str) -> str:
         """A link as GKE writes it: project number, zones/<zone> or locations/<region>."""
@@ -799,7 +802,7 @@ class Gke:
             if op.stockout is not None:
                 await self.stockout_retries(op, cluster, op.stockout)
                 seconds = 0
-            await self.emu.clock.sleep(seconds)
+            await self.hold(op, seconds)
             if op.fault and op.fault.operation_error:
                 op.error = self.fault_status(op, op.fault.operation_error)
             finish(op)
@@ -812,13 +815,35 @@ class Gke:
             if cluster.busy is op:
                 cluster.busy = None
 
+    async def hold(self, op: Operation, seconds: float) -> None:
+        """Wait ``seconds`` emulated, or until a test releases the Operation (admin
+        ``POST /gke/operations/release``, a test control: GKE has no such call). A released
+        Operation goes on exactly as after its duration; every later wait of it ends at once."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(op.released.wait(), self.emu.clock.real_seconds(seconds))
+
+    def release(self, op_type: str, name: str | None = None) -> list[str]:
+        """Release the unfinished Operations of ``op_type`` (and ``name``, when given): they
+        finish now as after their duration. Their names; ValueError when none matches."""
+        found = [
+            op
+            for op in self.operations.values()
+            if op.op_type == op_type and op.status != "DONE" and name in (None, op.name)
+        ]
+        if not found:
+            wanted = f"{op_type} Operation {name}" if name else f"{op_type} Operation"
+            raise ValueError(f"no unfinished {wanted} to release")
+        for op in found:
+            op.released.set()
+        return [op.name for op in found]
+
     async def stockout_retries(self, op: Operation, cluster: Cluster, pool: NodePool) -> None:
         """GCE_STOCKOUT on a node pool create: after the onset the Operation stays RUNNING with
         the stock-out in its detail and conditions (the pool's too) while GKE retries and keeps
         the cluster locked; after the give-up time it ends DONE with RESOURCE_EXHAUSTED."""
         onset = self.duration("STOCKOUT_ONSET")
         give_up = max(self.duration("STOCKOUT_GIVE_UP"), onset)
-        await self.emu.clock.sleep(onset)
+        await self.hold(op, onset)
         zone = pool.resource["locations"][0]
         instance = _node_name(cluster, pool, zone, 0)
 
@@ -840,7 +865,7 @@ class Gke:
         op.detail = condition["message"]
         op.conditions = [condition]
         pool.conditions = [dict(condition)]
-        await self.emu.clock.sleep(give_up - onset)
+        await self.hold(op, give_up - onset)
         op.error = rpc_status(GRPC_CODES["RESOURCE_EXHAUSTED"], message(give_up))
 
     def fault_status(self, op: Operation, spec: Obj) -> Obj:
@@ -1600,6 +1625,31 @@ def add_routes(routes: web.RouteTableDef, gke: Gke) -> None:
     )
 
 
+def add_release_route(routes: web.RouteTableDef, gke: Gke) -> None:
+    """Admin ``POST /gke/operations/release`` {operationType, name?}: a test control, not a GKE
+    API. The unfinished Operations of that type (that one, with name) end now, as they do after
+    their duration (same finish, DONE, endTime), so a test can hold an Operation with a long
+    duration and end it on an event it observed. 404 when none is unfinished."""
+
+    @routes.post("/gke/operations/release")
+    async def release(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except json.JSONDecodeError as exc:
+            return web.json_response({"error": f"not JSON: {exc}"}, status=400)
+        op_type = body.get("operationType") if isinstance(body, dict) else None
+        name = body.get("name") if isinstance(body, dict) else None
+        if not isinstance(op_type, str) or not isinstance(name, str | None):
+            return web.json_response(
+                {"error": "the body is {operationType: string, name?: string}"}, status=400
+            )
+        try:
+            released = gke.release(op_type, name)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=404)
+        return web.json_response({"released": released})
+
+
 def build_app(gke: Gke) -> web.Application:
     """The gke_url site: GKE, Compute and Cloud Quotas APIs."""
     routes = web.RouteTableDef()
@@ -1617,6 +1667,7 @@ def setup(emu: Emulator) -> None:
     gke = Gke(emu)
     gke.faults.add_all(emu.config.get("faults") or [])
     add_admin_routes(emu.admin_routes, gke.faults)
+    add_release_route(emu.admin_routes, gke)
     emu.gke = gke
     emu.gke_app = build_app(gke)
     emu.autoscaler_hint = gke.autoscaler_hint

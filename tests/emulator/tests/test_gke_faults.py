@@ -1,9 +1,13 @@
-"""Injected faults, Compute machineTypes/regions and Cloud Quotas, against the real emulator."""
+"""Injected faults, the Operation release test control, Compute machineTypes/regions and Cloud
+Quotas, against the real emulator."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
+from support import cluster_body
 
 QUOTAS = "/cloudquotas/v1/projects/proj/locations/global/services"
 COMPUTE = "/compute/v1/projects/proj"
@@ -179,3 +183,72 @@ def test_cloud_quotas_quota_info(gke):
     assert values[("us-east5", "CT6E")] == "64"
     missing = gke.call("GET", f"{QUOTAS}/compute.googleapis.com/quotaInfos/NOPE", absolute=True)
     assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
+
+
+def release(gke, body) -> requests.Response:
+    """The admin test control: end the unfinished Operations of a type (and name) now."""
+    return requests.post(f"{gke.endpoints.admin_url}/gke/operations/release", json=body, timeout=10)
+
+
+def test_a_held_operation_ends_as_after_its_duration_when_released(gke):
+    gke.wait(gke.post("/clusters", cluster_body("held")))
+    n1 = {"initialNodeCount": 1, "config": {"machineType": "n1-standard-4"}}
+    timed = gke.wait(gke.post("/clusters/held/nodePools", {"nodePool": {"name": "timed", **n1}}))
+    nothing = release(gke, {"operationType": "CREATE_NODE_POOL"})
+    assert nothing.status_code == 404
+    assert nothing.json() == {"error": "no unfinished CREATE_NODE_POOL Operation to release"}
+
+    gke.admin("POST", "/config", {"gke": {"durations": {"CREATE_NODE_POOL": 10**6}}})
+    try:
+        op = gke.post("/clusters/held/nodePools", {"nodePool": {"name": "kept", **n1}})
+        time.sleep(0.4)  # 200 emulated s: past the default 90 s
+        assert gke.get(f"/operations/{op['name']}")["status"] == "RUNNING"
+        # A name filters; a wrong one or a malformed body releases nothing.
+        wrong = release(gke, {"operationType": "CREATE_NODE_POOL", "name": "operation-1-x"})
+        assert wrong.status_code == 404 and "operation-1-x" in wrong.json()["error"]
+        other_type = release(gke, {"operationType": "DELETE_NODE_POOL", "name": op["name"]})
+        assert other_type.status_code == 404
+        for body in ({"name": op["name"]}, ["CREATE_NODE_POOL"], {"operationType": 1}):
+            assert release(gke, body).status_code == 400
+        assert gke.get(f"/operations/{op['name']}")["status"] == "RUNNING"
+
+        answer = release(gke, {"operationType": "CREATE_NODE_POOL", "name": op["name"]})
+        assert answer.status_code == 200 and answer.json() == {"released": [op["name"]]}
+        done = gke.wait(op, timeout=2)  # 1000 emulated s: far less than its duration
+    finally:
+        gke.admin("POST", "/config", {"gke": {"durations": {"CREATE_NODE_POOL": 90}}})
+    # The same end as the Operation that ran its duration: fields, pool and Nodes.
+    assert done["status"] == "DONE" and "error" not in done
+    assert set(done) == set(timed) and done["endTime"] >= done["startTime"]
+    kept = gke.get("/clusters/held/nodePools/kept")
+    same = gke.get("/clusters/held/nodePools/timed")
+    assert kept["status"] == same["status"] == "RUNNING"
+    assert set(kept) == set(same)
+    assert len(gke.nodes(pool="kept", prefix="gke-held-")) == 1
+    assert len(gke.nodes(pool="timed", prefix="gke-held-")) == 1
+    assert release(gke, {"operationType": "CREATE_NODE_POOL"}).status_code == 404
+    gke.wait(gke.delete("/clusters/held"))
+
+
+def test_a_released_stockout_ends_as_when_gke_gives_up(gke):
+    gke.wait(gke.post("/clusters", cluster_body("gives-up")))
+    gke.admin("POST", "/config", {"gke": {"durations": {"STOCKOUT_GIVE_UP": 10**6}}})
+    assert gke.admin("POST", "/scenario", {"add": ["gke-tpu-stockout"]}).status_code == 200
+    try:
+        pool = {"name": "tpu", "initialNodeCount": 1, "config": {"machineType": "ct6e-standard-4t"}}
+        op = gke.post("/clusters/gives-up/nodePools", {"nodePool": pool})
+        deadline = time.monotonic() + 10
+        while "nodepoolConditions" not in op:  # the stock-out has begun
+            assert time.monotonic() < deadline, op
+            time.sleep(0.02)
+            op = gke.get(f"/operations/{op['name']}")
+        assert release(gke, {"operationType": "CREATE_NODE_POOL"}).json() == {
+            "released": [op["name"]]
+        }
+        done = gke.wait(op, timeout=2)
+    finally:
+        gke.admin("POST", "/scenario", {"remove": ["gke-tpu-stockout"]})
+        gke.admin("POST", "/config", {"gke": {"durations": {"STOCKOUT_GIVE_UP": 2700}}})
+    assert done["error"]["code"] == 8 and "GCE_STOCKOUT" in done["error"]["message"]
+    assert gke.get("/clusters/gives-up/nodePools/tpu")["status"] == "ERROR"
+    gke.wait(gke.delete("/clusters/gives-up"))
