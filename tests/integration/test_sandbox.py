@@ -70,7 +70,9 @@ SETTINGS = {
 STATE: dict = {}
 
 
-# Waits poll every second (emulated time runs 100 times faster).
+# Emulated time runs 1/TIME_SCALE times faster than wall time: the emulated GKE operations, image
+# pulls and model loads of the converge take seconds; waits poll every second.
+TIME_SCALE = 0.003
 SETTINGS_ARG = json.dumps({"scale_poll_delay": 1, **SETTINGS})
 
 
@@ -104,7 +106,7 @@ def kept_sandbox(tmp_path_factory):
     results = base / "results"
     script = [sys.executable, str(ROOT / "tests" / "tools" / "sandbox.py"), "--results", results]
     proc = subprocess.run(
-        [*script, "--keep", "-vvv", "-e", SETTINGS_ARG],
+        [*script, "--keep", "--time-scale", str(TIME_SCALE), "-vvv", "-e", SETTINGS_ARG],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -115,7 +117,7 @@ def kept_sandbox(tmp_path_factory):
     try:
         endpoints = endpoints_of(results / "emulator")
         # The emulated cluster-autoscaler removes an idle Node after AUTOSCALE_DOWN emulated
-        # seconds (6 s here): keep Nodes while a test compares the state of two runs.
+        # seconds (about 2 s here): keep Nodes while a test compares the state of two runs.
         endpoints.admin_post("/config", {"gke": {"durations": {"AUTOSCALE_DOWN": 10**7}}})
         yield Kept(
             Run(proc.returncode, proc.stdout + proc.stderr),
@@ -327,7 +329,7 @@ def test_the_printed_curl_and_kubectl_answer_from_the_kept_sandbox(kept_sandbox)
 
 def test_scale_1_3_0_1_with_the_pool_following(run, sandbox_emulator):
     converged()
-    # The emulated autoscaler removes an idle node after 30 emulated seconds (0.3 s here).
+    # The emulated autoscaler removes an idle node after 30 emulated seconds (0.09 s here).
     sandbox_emulator.admin_post("/config", {"gke": {"durations": {"AUTOSCALE_DOWN": 30}}})
 
     three = run("playbooks/scale.yml", "-e", "llmd_model_replicas=3")
