@@ -70,16 +70,29 @@ class Run:
         return " ".join(text.split()) in " ".join(self.output.split())
 
 
-# The longest test files first: pytest-xdist hands out whole files (--dist loadfile) in collection
-# order, and a long file handed out last would run alone at the end.
+# The test files longest first (their measured wall time in `make integration`, seconds): pytest-
+# xdist hands out whole files (--dist loadfile) in collection order to the worker that is free,
+# so the last ones handed out are the shortest, and neither worker runs long alone at the end.
 LONGEST_FIRST = (
-    "test_sandbox.py",
-    "test_molecule.py",
-    "test_netpol.py",
-    "test_gateway_phase.py",
-    "test_kserve.py",
-    "test_operators.py",
-    "test_llmisvc_wait.py",
+    "test_sandbox.py",  # 320
+    "test_molecule.py",  # 85
+    "test_kserve.py",  # 80
+    "test_gke_phases.py",  # 75
+    "test_gke_tpu_nodepool.py",  # 70
+    "test_llmisvc_wait.py",  # 68
+    "test_gke_cluster_playbook.py",  # 68
+    "test_verify_bench.py",  # 65
+    "test_preflight.py",  # 64
+    "test_operators.py",  # 58
+    "test_gateway_phase.py",  # 44
+    "test_gke_kubeconfig_playbook.py",  # 38
+    "test_gateway_ip.py",  # 35
+    "test_netpol.py",  # 28
+    "test_model_render.py",  # 23
+    "test_sandbox_script.py",  # 15
+    "test_collection_build.py",  # 13
+    "test_kubeconfig_check.py",  # 7
+    "test_upstream_inputs.py",  # 1
 )
 
 
