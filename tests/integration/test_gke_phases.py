@@ -137,6 +137,15 @@ class Watched:
         self.proc.stdout.close()
 
 
+def release_once_waited_on(run: Watched, emulator, op_type: str, name: str) -> None:
+    """Release the Operation once the run has printed that it waits for it (its progress line)."""
+    run.wait_until(
+        lambda out: f"{op_type} {name} RUNNING" in out, f"progress line of the running {op_type}"
+    )
+    released = release(emulator, op_type, name)
+    assert released.ok, released.text
+
+
 def kill_site_during(site_command, emulator, op_type: str, known: int) -> str:
     """Start site.yml (cluster and tpu phases), kill it (its whole process group, as Ctrl-C
     would) while the new ``op_type`` Operation runs; return what it printed."""
@@ -166,12 +175,7 @@ def test_a_killed_run_resumes_the_cluster_create_and_waits_with_progress(
     assert "/zones/europe-west4-a/clusters/llmd-sandbox" in create["targetLink"]
 
     with Watched(*site_command("--skip-tags", PLATFORM, env=PROGRESS_ENV)) as second:
-        second.wait_until(
-            lambda out: f"CREATE_CLUSTER {create['name']} RUNNING" in out,
-            "progress line of the running cluster create",
-        )
-        released = release(sandbox_emulator, "CREATE_CLUSTER", create["name"])
-        assert released.ok, released.text
+        release_once_waited_on(second, sandbox_emulator, "CREATE_CLUSTER", create["name"])
         second.wait_until(
             lambda out: len(PROGRESS.findall(out.partition(READY_PLAY)[2])) >= 2,
             "two progress lines of the pool create in the ready play",
@@ -224,12 +228,7 @@ def test_a_run_killed_during_the_tpu_pool_create_waits_for_it_when_started_again
     kill_site_during(site_command, sandbox_emulator, "CREATE_NODE_POOL", before)
     create = operations(sandbox_emulator, "CREATE_NODE_POOL")[-1]
     with Watched(*site_command("--skip-tags", PLATFORM, env=PROGRESS_ENV)) as second:
-        second.wait_until(
-            lambda out: f"CREATE_NODE_POOL {create['name']} RUNNING" in out,
-            "progress line of the running pool create",
-        )
-        released = release(sandbox_emulator, "CREATE_NODE_POOL", create["name"])
-        assert released.ok, released.text
+        release_once_waited_on(second, sandbox_emulator, "CREATE_NODE_POOL", create["name"])
         run = second.end()
     assert run.rc == 0, run.output
     assert len(operations(sandbox_emulator, "CREATE_NODE_POOL")) == before + 1
